@@ -2,7 +2,30 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._closed_form import nearest_psd as nearest_psd
+from ._compare import Comparison as Comparison
+from ._compare import MethodResult as MethodResult
+from ._compare import compare as compare
+from ._problems import random_psd as random_psd
+from ._solution import Solution as Solution
+from ._solution import Status as Status
+from ._solve import METHODS as METHODS
+from ._solve import solve as solve
+
 try:
     __version__ = version("jaxsolve")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "METHODS",
+    "Comparison",
+    "MethodResult",
+    "Solution",
+    "Status",
+    "__version__",
+    "compare",
+    "nearest_psd",
+    "random_psd",
+    "solve",
+]

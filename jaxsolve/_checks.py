@@ -1,0 +1,93 @@
+"""Argument validation shared by every entry point.
+
+Everything here runs at trace time on shapes, dtypes and static options only, and raises
+``TypeError``/``ValueError`` naming the argument, what was given and what is expected.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def as_float_array(value: Any, name: str) -> jax.Array:
+    """``value`` as a JAX array of a floating dtype (integers and bools promoted).
+
+    Raises ``TypeError`` for complex, string or object input.
+    """
+    if not isinstance(value, jax.Array):
+        try:
+            host = np.asarray(value)
+        except Exception as err:  # ragged lists and the like
+            raise TypeError(f"{name} must be an array of real numbers; got {value!r:.80}") from err
+        if host.dtype.kind not in "biuf":
+            raise TypeError(
+                f"{name} must be an array of real numbers; got dtype {host.dtype}"
+                + (" (complex input is not supported)" if host.dtype.kind == "c" else "")
+            )
+        value = host
+    dtype = value.dtype
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(f"{name} must be real; got complex dtype {dtype} (not supported)")
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+            or dtype == jnp.bool_):
+        raise TypeError(f"{name} must be an array of real numbers; got dtype {dtype}")
+    return jnp.asarray(value, dtype=jnp.result_type(dtype, float))
+
+
+def as_square_matrices(value: Any, name: str = "C") -> jax.Array:
+    """A float array of shape ``(..., N, N)``."""
+    arr = as_float_array(value, name)
+    if arr.ndim < 2:
+        raise ValueError(
+            f"{name} must have shape (..., N, N) with at least 2 dimensions; got shape {arr.shape}"
+        )
+    if arr.shape[-1] != arr.shape[-2]:
+        raise ValueError(
+            f"{name} must be square in its last two dimensions (..., N, N); got shape {arr.shape}"
+        )
+    return arr
+
+
+def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """A Python int (not bool) in ``[low, high]``."""
+    if isinstance(value, bool) or isinstance(value, jax.core.Tracer):
+        raise TypeError(f"{name} must be a static Python int; got {value!r}")
+    try:
+        out = operator.index(value)
+    except TypeError as err:
+        raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r}") from err
+    if (low is not None and out < low) or (high is not None and out > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}]; got {out}")
+    return out
+
+
+def check_rank(rank: Any, n: int) -> int:
+    """The number of columns k of the factor: ``n`` when ``rank`` is None, else 1 <= rank <= n."""
+    if rank is None:
+        return n
+    return check_int(rank, "rank", low=1 if n > 0 else 0, high=n)
+
+
+def check_same_shape(value: jax.Array, name: str, shape: tuple[int, ...], other: str) -> None:
+    if value.shape != shape:
+        raise ValueError(f"{name} must have the shape of {other}, {shape}; got {value.shape}")
+
+
+def default_tol(n: int, dtype: Any) -> float:
+    """Relative tolerance for symmetry and PSD checks: rounding of an n-term sum, with margin."""
+    return 10.0 * max(n, 1) * float(jnp.finfo(dtype).eps)

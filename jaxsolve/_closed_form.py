@@ -1,0 +1,165 @@
+"""Closed-form factors of a symmetric matrix: Cholesky, eigendecomposition, symmetric root.
+
+Every function here takes an already symmetrised, finite matrix ``S`` of shape ``(N, N)``
+(``solve`` does the validation, symmetrisation and non-finite guarding) and returns the
+factor with an integer status. They are written for one matrix and batched with ``vmap``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ._checks import as_square_matrices, default_tol
+from ._solution import Status
+
+
+def symmetric_part(C: jax.Array) -> jax.Array:
+    """``(C + Cᵀ)/2`` over the last two axes: the only part of C that X·Xᵀ can match."""
+    return (C + jnp.swapaxes(C, -1, -2)) / 2
+
+
+def psd_status(eigenvalues: jax.Array) -> jax.Array:
+    """NOT_PSD where the smallest eigenvalue is negative beyond rounding, else SUCCESS."""
+    n = eigenvalues.shape[-1]
+    scale = jnp.max(jnp.abs(eigenvalues), axis=-1, initial=0.0)
+    negative = jnp.min(eigenvalues, axis=-1, initial=0.0) < -default_tol(n, eigenvalues.dtype) * scale
+    return jnp.where(negative, Status.NOT_PSD, Status.SUCCESS).astype(jnp.int32)
+
+
+# --- spectral functions with a derivative that is finite at repeated eigenvalues -----------
+
+
+def _spectral_function(f: Callable, df: Callable) -> Callable:
+    """``S ↦ (V·f(Λ)·Vᵀ, Λ)`` for symmetric S, with the Daleckii–Krein derivative.
+
+    JAX's derivative of ``eigh`` divides by eigenvalue gaps and is NaN for repeated
+    eigenvalues; the matrix function itself is smooth there. Its JVP is
+    ``V·(G ∘ (Vᵀ·dS·V))·Vᵀ`` with ``G_ij`` the divided difference ``(f(λi)−f(λj))/(λi−λj)``,
+    replaced by ``f'`` at (numerically) equal eigenvalues; the eigenvalues' own tangent is
+    ``diag(Vᵀ·dS·V)``.
+    """
+
+    @jax.custom_jvp
+    def fun(S):
+        lam, V = jnp.linalg.eigh(S)
+        return (V * f(lam)) @ V.T, lam
+
+    @fun.defjvp
+    def fun_jvp(primals, tangents):
+        (S,), (dS,) = primals, tangents
+        lam, V = jnp.linalg.eigh(S)
+        f_lam = f(lam)
+        gap = lam[:, None] - lam[None, :]
+        scale = jnp.max(jnp.abs(lam), initial=0.0)
+        close = jnp.abs(gap) <= default_tol(lam.shape[-1], lam.dtype) * scale
+        divided = (f_lam[:, None] - f_lam[None, :]) / jnp.where(close, 1.0, gap)
+        G = jnp.where(close, df((lam[:, None] + lam[None, :]) / 2), divided)
+        inner = V.T @ symmetric_part(dS) @ V
+        return ((V * f_lam) @ V.T, lam), (V @ (G * inner) @ V.T, jnp.diagonal(inner))
+
+    return fun
+
+
+def _relu_derivative(lam):
+    return (lam > 0).astype(lam.dtype)
+
+
+def _safe_sqrt(lam):
+    return jnp.sqrt(jnp.maximum(lam, 0.0))
+
+
+def _sqrt_derivative(lam):
+    # 1/(2√λ) for λ > 0; set to 0 at and below zero, where the true derivative is infinite
+    # (one-sided), so gradients stay finite on singular input.
+    positive = lam > 0
+    return jnp.where(positive, 0.5 / jnp.sqrt(jnp.where(positive, lam, 1.0)), 0.0)
+
+
+_psd_projection = _spectral_function(lambda lam: jnp.maximum(lam, 0.0), _relu_derivative)
+_psd_sqrt = _spectral_function(_safe_sqrt, _sqrt_derivative)
+
+
+def nearest_psd(C: jax.typing.ArrayLike) -> jax.Array:
+    """The nearest positive-semidefinite matrix to ``C`` in Frobenius norm (Higham 1988).
+
+    Symmetrises, ``S = (C + Cᵀ)/2``, and clips the negative eigenvalues of S to zero:
+    ``V·max(Λ, 0)·Vᵀ``. ``C`` has shape ``(..., N, N)``; the result has the same shape.
+    Differentiable, with finite derivatives at repeated eigenvalues. Non-finite input gives
+    non-finite output (use :func:`jaxsolve.solve` for a status per matrix).
+
+    >>> nearest_psd(jnp.array([[1.0, 0.0], [0.0, -1.0]]))  # doctest: +SKIP
+    Array([[1., 0.], [0., 0.]], dtype=float32)
+    """
+    S = symmetric_part(as_square_matrices(C, "C"))
+    if S.shape[-1] == 0:
+        return S
+    return _batched(lambda s: _psd_projection(s)[0], S)
+
+
+def _batched(fun: Callable, S: jax.Array) -> jax.Array:
+    batch = S.shape[:-2]
+    flat = S.reshape((-1, *S.shape[-2:]))
+    return jax.vmap(fun)(flat).reshape((*batch, *S.shape[-2:]))
+
+
+# --- the factor methods: (S, rank) -> (X, status, lost), one matrix ------------------------
+# ``lost`` is ‖S − X·Xᵀ‖²_F known from the decomposition (exact in exact arithmetic): what
+# ``solve(..., measure_residual=False)`` reports instead of forming X·Xᵀ.
+
+
+def _lost_squared(lam: jax.Array, rank: int) -> jax.Array:
+    """Σ of the squared eigenvalues a rank-k PSD factor cannot keep: the negative ones and
+    those beyond the ``rank`` largest. ``lam`` ascending, as ``eigh`` returns it."""
+    kept = jnp.arange(lam.shape[-1]) >= lam.shape[-1] - rank
+    return jnp.sum(jnp.where(kept, jnp.minimum(lam, 0.0), lam) ** 2)
+
+
+def cholesky_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Lower-triangular L with L·Lᵀ = S; CHOLESKY_FAILED (and X all NaN) if S is not PD."""
+    del rank  # always full; checked by solve
+    L = jnp.linalg.cholesky(S)
+    ok = jnp.all(jnp.isfinite(L))
+    status = jnp.where(ok, Status.SUCCESS, Status.CHOLESKY_FAILED).astype(jnp.int32)
+    return jnp.where(ok, L, jnp.nan), status, jnp.where(ok, 0.0, jnp.nan).astype(S.dtype)
+
+
+def eigh_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``X = V_k·sqrt(max(Λ_k, 0))`` from the top-``rank`` eigenpairs, largest first: the
+    Frobenius-optimal rank-k PSD factor (Eckart–Young on the PSD part). NOT_PSD if S has
+    negative eigenvalues."""
+    lam, V = jnp.linalg.eigh(S)
+    X = (V * _safe_sqrt(lam))[:, ::-1][:, :rank]
+    return X, psd_status(lam), _lost_squared(lam, rank)
+
+
+def sqrt_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The symmetric PSD square root ``V·sqrt(Λ₊)·Vᵀ`` (N×N); with ``rank=k`` the root of the
+    best rank-k PSD approximation. NOT_PSD if S has negative eigenvalues."""
+    if rank == S.shape[-1]:
+        X, lam = _psd_sqrt(S)
+    else:
+        lam, V = jnp.linalg.eigh(S)
+        top = jnp.arange(lam.shape[-1]) >= lam.shape[-1] - rank
+        X = (V * jnp.where(top, _safe_sqrt(lam), 0.0)) @ V.T
+    return X, psd_status(lam), _lost_squared(lam, rank)
+
+
+def auto_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Cholesky where it succeeds, else the eigh factor; the choice is ``lax.cond`` on the
+    data, so no Python branch on traced values (under ``vmap`` both sides are computed)."""
+    if rank < S.shape[-1]:
+        return eigh_factor(S, rank)
+    chol = cholesky_factor(S, rank)
+    return lax.cond(chol[1] == Status.SUCCESS, lambda: chol, lambda: eigh_factor(S, rank))
+
+
+CLOSED_FORMS: dict[str, Callable[[jax.Array, int], tuple[jax.Array, jax.Array, jax.Array]]] = {
+    "cholesky": cholesky_factor,
+    "eigh": eigh_factor,
+    "sqrt": sqrt_factor,
+    "auto": auto_factor,
+}
