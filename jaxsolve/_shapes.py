@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import Union
 
 __all__ = [
     "conv_explicit_padding",
@@ -60,8 +59,8 @@ __all__ = [
     "torch_conv_transpose_padding",
 ]
 
-IntOrSeq = Union[int, Sequence[int]]
-PaddingLike = Union[str, int, Sequence[Union[int, Sequence[int]]]]
+IntOrSeq = int | Sequence[int]
+PaddingLike = str | int | Sequence[int | Sequence[int]]
 
 CONV_PADDING_MODES = ("SAME", "SAME_LOWER", "VALID", "CIRCULAR", "REFLECT", "CAUSAL")
 CONV_TRANSPOSE_PADDING_MODES = ("SAME", "VALID", "CIRCULAR")
@@ -81,7 +80,10 @@ def _as_int(value, name: str) -> int:
 
 
 def _is_sequence(value) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str)
+    """A list/tuple, or a 1-D array (NumPy or JAX) of sizes; strings are not sequences here."""
+    if isinstance(value, str):
+        return False
+    return isinstance(value, Sequence) or getattr(value, "ndim", None) == 1
 
 
 def _rank(named_values: Sequence[tuple[str, object]]) -> int:
@@ -184,7 +186,7 @@ def _conv_setup(input_shape, kernel_size, strides, padding, kernel_dilation, inp
                 f"padding='CAUSAL' is only defined for 1-D convolutions, got {rank} spatial "
                 "dimensions"
             )
-    extents = tuple(_dilate(k, d) for k, d in zip(kernel, k_dil))
+    extents = tuple(_dilate(k, d) for k, d in zip(kernel, k_dil, strict=True))
     return sizes, extents, stride, in_dil, pad
 
 
@@ -212,7 +214,7 @@ def conv_explicit_padding(
     if not isinstance(pad, str):
         return pad
     pairs = []
-    for n, k, s in zip(sizes, extents, stride):
+    for n, k, s in zip(sizes, extents, stride, strict=True):
         if pad in ("SAME", "SAME_LOWER"):
             total = max((-(-n // s) - 1) * s + k - n, 0)
             small, large = total // 2, total - total // 2
@@ -266,7 +268,7 @@ def conv_output_shape(
             input_shape, kernel_size, strides, padding, kernel_dilation=kernel_dilation
         )
     out = []
-    for n, k, s, d, (lo, hi) in zip(sizes, extents, stride, in_dil, pad):
+    for n, k, s, d, (lo, hi) in zip(sizes, extents, stride, in_dil, pad, strict=True):
         padded = _dilate(n, d) + lo + hi
         if padded < 0:
             raise ValueError(
@@ -318,7 +320,7 @@ def conv_transpose_output_shape(
     k_dil = _per_dim(kernel_dilation, "kernel_dilation", rank, 1)
     pad = _padding(padding, rank, CONV_TRANSPOSE_PADDING_MODES)
     out = []
-    for i, (n, k, s, d) in enumerate(zip(sizes, kernel, stride, k_dil)):
+    for i, (n, k, s, d) in enumerate(zip(sizes, kernel, stride, k_dil, strict=True)):
         extent = _dilate(k, d)
         if pad in ("SAME", "CIRCULAR"):
             out.append(n * s)
@@ -352,7 +354,7 @@ def _torch_setup(input_shape, kernel_size, stride, padding, output_padding, dila
     pads = _per_dim(padding, "padding", rank, 0)
     out_pads = _per_dim(output_padding, "output_padding", rank, 0)
     dils = _per_dim(dilation, "dilation", rank, 1)
-    for op, s, d in zip(out_pads, strides, dils):
+    for op, s, d in zip(out_pads, strides, dils, strict=True):
         if op >= max(s, d):
             raise ValueError(
                 f"output_padding must be smaller than the stride or the dilation (as in PyTorch), "
@@ -383,7 +385,7 @@ def torch_conv_transpose_output_shape(
         input_shape, kernel_size, stride, padding, output_padding, dilation
     )
     out = []
-    for n, k, s, p, op, d in zip(sizes, kernel, strides, pads, out_pads, dils):
+    for n, k, s, p, op, d in zip(sizes, kernel, strides, pads, out_pads, dils, strict=True):
         w = (n - 1) * s - 2 * p + d * (k - 1) + op + 1
         if w < 1:
             raise ValueError(
@@ -400,7 +402,7 @@ def torch_conv_transpose_padding(
     output_padding: IntOrSeq = 0,
     dilation: IntOrSeq = 1,
 ) -> tuple[tuple[int, int], ...]:
-    """Explicit Flax ``ConvTranspose`` padding equivalent to PyTorch's ``padding``/``output_padding``.
+    """Explicit Flax ``ConvTranspose`` padding equal to PyTorch's ``padding``, ``output_padding``.
 
     Returns ``((K' - 1 - P, K' - 1 - P + output_padding), ...)`` with
     ``K' = dilation·(kernel_size - 1) + 1``, so that ``nnx.ConvTranspose(..., padding=pairs,
@@ -424,8 +426,7 @@ def torch_conv_transpose_padding(
     out_pads = _per_dim(output_padding, "output_padding", rank, 0)
     dils = _per_dim(dilation, "dilation", rank, 1)
     pairs = []
-    for k, p, op, d in zip(kernel, pads, out_pads, dils):
+    for k, p, op, d in zip(kernel, pads, out_pads, dils, strict=True):
         edge = d * (k - 1) - p
         pairs.append((edge, edge + op))
     return tuple(pairs)
-
