@@ -1,4 +1,4 @@
-"""A Flax ``nnx`` MLP whose dense layers compute ``x·w + b``, ``x·(w mod m) + b`` or ``x·w + (b mod m)``.
+"""A Flax ``nnx`` MLP of layers ``x·w + b``, ``x·(w mod m) + b`` or ``x·w + (b mod m)``.
 
 The modulus ``m`` is a trainable array of the shape of the argument it divides (``w`` or ``b``).
 It is stored as a :class:`Modulus` variable (a subclass of ``nnx.Param``), so it trains with the
@@ -8,6 +8,7 @@ or to give it its own learning rate (``wrt=nnx.All(nnx.Param, nnx.Not(Modulus))`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import jax
@@ -172,10 +173,7 @@ class ModMLP(nnx.Module):
             )
         sizes = [in_features, *widths, out_features]
         self.layers = nnx.List(
-            [
-                ModDense(a, b, rngs=rngs, **layer_options)
-                for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-            ]
+            [ModDense(a, b, rngs=rngs, **layer_options) for a, b in itertools.pairwise(sizes)]
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
