@@ -1,0 +1,175 @@
+"""Differentiable transforms of coordinates ``(..., N, d)`` into pairwise ``(..., N, M)`` maps.
+
+Every function here is pure ``jax.numpy``: it works under ``jit``, ``vmap``, ``grad`` and
+``hessian``. The one singular point, ``sqrt`` at zero distance (the diagonal, and any two
+coincident points), is guarded with the double-``where`` pattern so the value is exactly 0
+and first and second derivatives are finite (zero) there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import as_float_array
+
+DEFAULT_DIM = 3
+
+
+def as_coordinates(Y: Any, name: str = "Y", dim: int | None = DEFAULT_DIM) -> jax.Array:
+    """``Y`` as a float array of shape ``(..., N, d)``; ``ValueError`` on a wrong shape.
+
+    ``dim`` is the expected trailing dimension d (``None`` accepts any d >= 1).
+    """
+    arr = as_float_array(Y, name)
+    if arr.ndim < 2:
+        raise ValueError(
+            f"{name} must have shape (..., N, d) with one row per point; got shape {arr.shape}"
+        )
+    if dim is not None and arr.shape[-1] != dim:
+        raise ValueError(
+            f"{name} must have shape (..., N, {dim}) ({dim} coordinates per point); got shape "
+            f"{arr.shape}. Pass dim={arr.shape[-1]} for {arr.shape[-1]}-D points or dim=None "
+            "for any dimension."
+        )
+    if dim is None and arr.shape[-1] < 1:
+        raise ValueError(f"{name} must have at least one coordinate per point; got {arr.shape}")
+    return arr
+
+
+def _pair(Y: Any, Z: Any, dim: int | None) -> tuple[jax.Array, jax.Array]:
+    Y = as_coordinates(Y, "Y", dim)
+    if Z is None:
+        return Y, Y
+    Z = as_coordinates(Z, "Z", Y.shape[-1])
+    try:
+        np.broadcast_shapes(Y.shape[:-2], Z.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"Y and Z must have broadcastable batch dimensions; got shapes {Y.shape} and {Z.shape}"
+        ) from None
+    dtype = jnp.result_type(Y, Z)
+    return Y.astype(dtype), Z.astype(dtype)
+
+
+def sqrt_threshold(dtype: Any) -> float:
+    """Squared distances at or below this are treated as zero distance.
+
+    ``sqrt(tiny)``: small enough to be far below any meaningful distance (≈1e-154 in float64,
+    ≈1e-19 in float32, i.e. distances below ≈1e-77 / ≈3e-10), large enough that the second
+    derivative of ``sqrt`` there, ``s^(-3/2)/4``, is still finite.
+    """
+    return float(np.sqrt(np.finfo(np.dtype(dtype)).tiny))
+
+
+def safe_sqrt(s: jax.Array) -> jax.Array:
+    """``sqrt(s)`` for ``s >= 0`` with value 0 and finite (zero) derivatives of every order at
+    ``s <= sqrt_threshold`` (double ``where``: mask the input, then the output). NaN stays NaN."""
+    positive = s > sqrt_threshold(s.dtype)
+    # ``0 * s`` rather than ``0``: a NaN input must not come out as a clean zero.
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, s, 1.0)), 0 * s)
+
+
+def squared_distances(
+    Y: jax.typing.ArrayLike, Z: jax.typing.ArrayLike | None = None, *, dim: int | None = DEFAULT_DIM
+) -> jax.Array:
+    """Squared Euclidean distances ``‖y_i − z_j‖²``, shape ``(..., N, M)``.
+
+    Args:
+        Y: coordinates, shape ``(..., N, d)``.
+        Z: optional second set, shape ``(..., M, d)`` (batch dimensions broadcast); default Y.
+        dim: static; the expected d (default 3). ``None`` accepts any d.
+
+    Computed from coordinate differences (not ``‖a‖²+‖b‖²−2a·b``), so it is exact to rounding
+    for close points and exactly 0 for coincident ones; it forms an ``(..., N, M, d)``
+    intermediate. For very large N use :func:`jaxsolve.transforms.distance_loss` or
+    :func:`jaxsolve.transforms.blocked_distance_loss`. Matches
+    ``scipy.spatial.distance.cdist(Y, Z, "sqeuclidean")``.
+    """
+    Y, Z = _pair(Y, Z, dim)
+    diff = Y[..., :, None, :] - Z[..., None, :, :]
+    return jnp.sum(diff * diff, axis=-1)
+
+
+def pairwise_distances(
+    Y: jax.typing.ArrayLike, Z: jax.typing.ArrayLike | None = None, *, dim: int | None = DEFAULT_DIM
+) -> jax.Array:
+    """Euclidean distances ``‖y_i − z_j‖``, shape ``(..., N, M)``; the distance matrix for Z=None.
+
+    Same arguments as :func:`squared_distances`. The square root is guarded at zero
+    distance: the diagonal and coincident points give exactly 0 with finite (zero)
+    gradient and Hessian. Matches ``scipy.spatial.distance.squareform(pdist(Y))``.
+
+    >>> pairwise_distances(jnp.array([[0.0, 0, 0], [3, 4, 0]]))  # doctest: +SKIP
+    Array([[0., 5.], [5., 0.]])
+    """
+    return safe_sqrt(squared_distances(Y, Z, dim=dim))
+
+
+def gram(
+    Y: jax.typing.ArrayLike, *, center: bool = False, dim: int | None = DEFAULT_DIM
+) -> jax.Array:
+    """The Gram matrix ``Y·Yᵀ``, shape ``(..., N, N)``.
+
+    With ``center=True`` the points are first moved to their centroid, giving the
+    double-centred Gram ``−½·J·D²·J`` that classical MDS factors (translation invariant).
+    """
+    Y = as_coordinates(Y, "Y", dim)
+    if center:
+        Y = Y - jnp.mean(Y, axis=-2, keepdims=True)
+    return jnp.matmul(Y, jnp.swapaxes(Y, -1, -2), precision=jax.lax.Precision.HIGHEST)
+
+
+def contact_map(
+    Y: jax.typing.ArrayLike,
+    Z: jax.typing.ArrayLike | None = None,
+    *,
+    cutoff: jax.typing.ArrayLike = 8.0,
+    temperature: jax.typing.ArrayLike = 1.0,
+    dim: int | None = DEFAULT_DIM,
+) -> jax.Array:
+    """A soft contact map ``sigmoid((cutoff − ‖y_i − z_j‖) / temperature)``, shape ``(..., N, M)``.
+
+    Values lie in (0, 1): near 1 for pairs closer than ``cutoff``, near 0 beyond it, with a
+    transition of width ~``temperature``; the hard map is the limit ``temperature → 0``.
+    ``cutoff`` and ``temperature`` are traced (a sweep does not recompile); a concrete
+    non-positive temperature raises ``ValueError``. The diagonal is ``sigmoid(cutoff/temperature)``.
+    """
+    if not isinstance(temperature, jax.core.Tracer) and np.any(np.asarray(temperature) <= 0):
+        raise ValueError(f"temperature must be positive; got {temperature!r}")
+    D = pairwise_distances(Y, Z, dim=dim)
+    return jax.nn.sigmoid((cutoff - D) / temperature)
+
+
+def apply_pairwise(
+    fn: Callable[[jax.Array, jax.Array], jax.Array],
+    Y: jax.typing.ArrayLike,
+    Z: jax.typing.ArrayLike | None = None,
+    *,
+    dim: int | None = DEFAULT_DIM,
+) -> jax.Array:
+    """Your own pairwise transform: ``out[..., i, j] = fn(y_i, z_j)``.
+
+    ``fn`` takes two points of shape ``(d,)`` and returns an array (usually a scalar); it
+    must be written with ``jax.numpy`` (a NumPy function cannot be differentiated: port it,
+    ``np.`` → ``jnp.``, or see docs/transforms.md). The result has shape
+    ``(..., N, M, *fn_output_shape)`` and is differentiable wherever ``fn`` is. A function
+    of the whole matrix (``lambda Y: jnp.exp(-squared_distances(Y))``) needs no helper at
+    all; use this one for per-pair formulas.
+
+    >>> apply_pairwise(lambda a, b: jnp.sum(jnp.abs(a - b)), Y)  # Manhattan  # doctest: +SKIP
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable fn(y_i, y_j); got {type(fn).__name__}")
+    Y, Z = _pair(Y, Z, dim)
+    batch = np.broadcast_shapes(Y.shape[:-2], Z.shape[:-2])
+    Y = jnp.broadcast_to(Y, (*batch, *Y.shape[-2:]))
+    Z = jnp.broadcast_to(Z, (*batch, *Z.shape[-2:]))
+    pairs = jax.vmap(jax.vmap(fn, in_axes=(None, 0)), in_axes=(0, None))
+    for _ in batch:
+        pairs = jax.vmap(pairs)
+    return pairs(Y, Z)
