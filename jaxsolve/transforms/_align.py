@@ -32,7 +32,7 @@ class Alignment(NamedTuple):
 def rmsd(
     A: jax.typing.ArrayLike, B: jax.typing.ArrayLike, *, dim: int | None = DEFAULT_DIM
 ) -> jax.Array:
-    """``sqrt(mean_i ‖a_i − b_i‖²)`` without any alignment; shape ``(...)``. Finite gradient at 0."""
+    """``sqrt(mean_i ‖a_i − b_i‖²)`` without alignment; shape ``(...)``; finite gradient at 0."""
     A = as_coordinates(A, "A", dim)
     B = as_coordinates(B, "B", A.shape[-1])
     _check_same(A, B)
