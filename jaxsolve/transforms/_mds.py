@@ -262,13 +262,15 @@ def _classical(D: jax.Array, *, dim: int, squared: bool) -> MDSResult:
     n, batch = D.shape[-1], D.shape[:-2]
     W = _pair_weights(D, None, None)
     _, in_status = _input_status(D, W)
-    G = -0.5 * double_center(D if squared else D * D)
-    # solve() guards non-finite input (NON_FINITE_INPUT, X NaN), symmetrises (NOT_SYMMETRIC)
-    # and reports negative eigenvalues (NOT_PSD).
+    # The distances' symmetric part (squaring does not commute with symmetrising, so do it
+    # first); _input_status reports the asymmetry.
+    S = (D + jnp.swapaxes(D, -1, -2)) / 2
+    G = -0.5 * double_center(S if squared else S * S)
+    # solve() guards non-finite input (NON_FINITE_INPUT, X NaN) and reports negative
+    # eigenvalues (NOT_PSD).
     sol = solve(G, method="eigh", rank=min(dim, n))
     Y = _pad_columns(sol.X, dim)
-    target = jnp.sqrt(jnp.abs(D)) if squared else D
-    target = (target + jnp.swapaxes(target, -1, -2)) / 2
+    target = jnp.sqrt(jnp.abs(S)) if squared else S
     s = _raw_stress(safe_sqrt(squared_distances(Y, dim=None)), target, W)
     status = worst_status(sol.status, in_status)
     return MDSResult(Y, s, status, jnp.zeros(batch, jnp.int32))
@@ -323,7 +325,9 @@ def _smacof(D, W, Y0, max_steps, rtol, unit):
     d0 = _distances(X0)
     s0 = _raw_stress(d0, D, W)
     inf = jnp.asarray(jnp.inf, D.dtype)
-    X, dist, s, s_prev, k, X_prev = lax.while_loop(cond, body, (X0, d0, s0, inf, 0, X0))
+    X, dist, s, s_prev, k, X_prev = lax.while_loop(
+        cond, body, (X0, d0, s0, inf, jnp.zeros((), jnp.int32), X0)
+    )
     finite = jnp.isfinite(s) & jnp.all(jnp.isfinite(X))
     done = converged(s_prev, s, dist)
     status = jnp.where(finite, jnp.where(done, Status.SUCCESS, Status.MAX_STEPS), Status.NON_FINITE)

@@ -1,0 +1,217 @@
+"""classical_mds, refine_mds, mds, stress, check_distance_matrix."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist, squareform
+
+from jaxsolve import Status
+from jaxsolve.transforms import (
+    align,
+    check_distance_matrix,
+    classical_mds,
+    mds,
+    pairwise_distances,
+    refine_mds,
+    stress,
+)
+
+RNG = np.random.default_rng(3)
+N = 30
+Y_TRUE = RNG.normal(size=(N, 3)) * np.array([3.0, 2.0, 1.0])
+D_TRUE = squareform(pdist(Y_TRUE))
+
+
+def _noisy(D, level, seed=0):
+    noise = np.random.default_rng(seed).normal(size=D.shape) * level
+    noise = np.triu(noise, 1)
+    return np.abs(D + noise + noise.T)
+
+
+def _raw_stress_np(Y, D, W=None):
+    W = np.ones_like(D) if W is None else W
+    return 0.5 * np.sum(W * (squareform(pdist(Y)) - D) ** 2)
+
+
+def test_noise_free_recovery_float64():
+    res = classical_mds(D_TRUE)
+    assert int(res.status) == Status.SUCCESS
+    assert res.Y.shape == (N, 3)
+    assert float(align(res.Y, Y_TRUE, reflection=True).rmsd) <= 1e-8
+    assert float(res.stress) < 1e-20
+    np.testing.assert_allclose(res.Y.mean(0), 0.0, atol=1e-12)
+
+
+def test_matches_numpy_reference_gram():
+    J = np.eye(N) - 1 / N
+    G = -0.5 * J @ D_TRUE**2 @ J
+    lam, V = np.linalg.eigh(G)
+    Y_ref = V[:, -3:] * np.sqrt(lam[-3:])
+    Y = np.asarray(classical_mds(D_TRUE).Y)
+    np.testing.assert_allclose(Y @ Y.T, Y_ref @ Y_ref.T, atol=1e-10)
+    # Squared input gives the same answer.
+    Y2 = np.asarray(classical_mds(D_TRUE**2, squared=True).Y)
+    np.testing.assert_allclose(Y2 @ Y2.T, Y_ref @ Y_ref.T, atol=1e-10)
+
+
+def test_float32_recovery():
+    res = classical_mds(D_TRUE.astype(np.float32))
+    assert res.Y.dtype == np.float32
+    assert int(res.status) == Status.SUCCESS
+    eps = np.finfo(np.float32).eps
+    assert float(align(res.Y, Y_TRUE.astype(np.float32), reflection=True).rmsd) < (
+        100 * N * eps * D_TRUE.max()
+    )
+
+
+def test_jit_vmap_batch_match_eager():
+    Ds = np.stack([D_TRUE, 2 * D_TRUE, _noisy(D_TRUE, 0.1)])
+    eager = classical_mds(Ds)
+    assert eager.Y.shape == (3, N, 3) and eager.status.shape == (3,)
+    jitted = jax.jit(classical_mds)(Ds)
+    mapped = jax.vmap(classical_mds)(Ds)
+    for res in (jitted, mapped):
+        np.testing.assert_array_equal(res.status, eager.status)
+        np.testing.assert_allclose(res.stress, eager.stress, rtol=1e-8, atol=1e-18)
+    for i in range(3):
+        single = classical_mds(Ds[i])
+        Y, Yb = np.asarray(single.Y), np.asarray(eager.Y[i])
+        np.testing.assert_allclose(Yb @ Yb.T, Y @ Y.T, atol=1e-9)
+    assert list(eager.status) == [Status.SUCCESS, Status.SUCCESS, Status.NOT_PSD]
+
+
+def test_noisy_distances_refine_lowers_stress_and_matches_sklearn_smacof():
+    from sklearn.manifold import smacof
+
+    D = _noisy(D_TRUE, 0.2)
+    start = classical_mds(D)
+    assert int(start.status) == Status.NOT_PSD  # non-Euclidean: documented, not an error
+    res = mds(D)
+    assert int(res.status) == Status.SUCCESS
+    assert 0 < int(res.steps) < 300
+    assert float(res.stress) < 0.9 * float(start.stress)
+    np.testing.assert_allclose(float(res.stress), _raw_stress_np(np.asarray(res.Y), D), rtol=1e-10)
+    _, sk_stress = smacof(
+        D, n_components=3, init=np.asarray(start.Y), n_init=1, max_iter=300, eps=1e-6
+    )
+    sk_stress = _raw_stress_np(_, D)
+    assert float(res.stress) <= sk_stress * (1 + 1e-6)
+    # Adam reaches a comparable stress.
+    adam = refine_mds(D, start.Y, method="adam", max_steps=500, learning_rate=0.01)
+    assert int(adam.status) == Status.SUCCESS
+    assert float(adam.stress) < 1.05 * float(res.stress)
+
+
+def test_incomplete_distances_with_mask():
+    mask = RNG.random((N, N)) < 0.8
+    mask = mask & mask.T
+    D = np.where(mask, D_TRUE, np.nan)  # missing entries may hold anything
+    res = mds(D, mask=mask, max_steps=2000, rtol=1e-13)
+    assert int(res.status) == Status.SUCCESS
+    # SMACOF converges only linearly on incomplete data: close, not to rounding.
+    assert float(align(res.Y, Y_TRUE, reflection=True).rmsd) < 1e-3
+    W = mask & ~np.eye(N, dtype=bool)
+    np.testing.assert_allclose(
+        float(res.stress), _raw_stress_np(np.asarray(res.Y), np.nan_to_num(D), W), rtol=1e-8
+    )
+    assert float(stress(res.Y, D, mask=mask)) == pytest.approx(float(res.stress), rel=1e-10)
+
+
+def test_adam_refinement_is_differentiable():
+    D = _noisy(D_TRUE, 0.1)
+    start = classical_mds(D).Y
+
+    def final_stress(D):
+        return refine_mds(D, start, method="adam", max_steps=20, check=False).stress
+
+    g = jax.jit(jax.grad(final_stress))(jnp.asarray(D))
+    assert np.all(np.isfinite(g)) and np.any(g != 0)
+
+
+def test_stress_values():
+    Y = Y_TRUE + 0.1
+    D = _noisy(D_TRUE, 0.3)
+    assert float(stress(Y, D)) == pytest.approx(_raw_stress_np(Y, D), rel=1e-12)
+    total = 0.5 * np.sum(D**2)
+    assert float(stress(Y, D, normalized=True)) == pytest.approx(
+        np.sqrt(_raw_stress_np(Y, D) / total), rel=1e-12
+    )
+    assert float(stress(Y_TRUE, D_TRUE)) < 1e-20
+
+
+def test_edge_sizes():
+    one = classical_mds(np.zeros((1, 1)))
+    assert one.Y.shape == (1, 3) and int(one.status) == Status.SUCCESS
+    two = classical_mds(np.array([[0.0, 2.0], [2.0, 0.0]]))
+    assert two.Y.shape == (2, 3)
+    assert float(pairwise_distances(two.Y)[0, 1]) == pytest.approx(2.0)
+    assert classical_mds(np.zeros((0, 0))).Y.shape == (0, 3)
+    assert classical_mds(D_TRUE, dim=2).Y.shape == (N, 2)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda D: D.__setitem__((0, 1), np.nan), "D must be finite"),
+        (lambda D: D.__setitem__((2, 5), -1.0), "non-negative"),
+        (lambda D: D.__setitem__((3, 4), D[3, 4] + 1.0), "symmetric"),
+        (lambda D: D.__setitem__((6, 6), 1.0), "zero diagonal"),
+    ],
+    ids=["nan", "negative", "asymmetric", "diagonal"],
+)
+def test_bad_numbers_raise_eagerly(edit, match):
+    D = D_TRUE.copy()
+    edit(D)
+    with pytest.raises(ValueError, match=match):
+        classical_mds(D)
+    with pytest.raises(ValueError, match=match):
+        mds(D)
+    with pytest.raises(ValueError, match=match):
+        check_distance_matrix(D)
+
+
+def test_bad_numbers_are_statuses_under_jit():
+    nan = D_TRUE.copy()
+    nan[0, 1] = nan[1, 0] = np.inf
+    negative = D_TRUE.copy()
+    negative[2, 5] = negative[5, 2] = -1.0
+    asym = D_TRUE.copy()
+    asym[3, 4] += 1.0  # a skew part only: the symmetric part is still Euclidean
+    asym[4, 3] -= 1.0
+    Ds = np.stack([D_TRUE, nan, negative, asym])
+    res = jax.jit(classical_mds)(Ds)
+    assert list(res.status) == [
+        Status.SUCCESS,
+        Status.NON_FINITE_INPUT,
+        Status.NOT_PSD,
+        Status.NOT_SYMMETRIC,
+    ]
+    assert np.isnan(res.Y[1]).all() and np.isnan(res.stress[1])
+    assert np.isfinite(np.asarray(res.Y)[[0, 2, 3]]).all()
+    refined = jax.jit(mds)(Ds)
+    assert list(refined.status) == list(res.status)
+    # check=False gives the statuses eagerly too.
+    assert int(classical_mds(nan, check=False).status) == Status.NON_FINITE_INPUT
+
+
+def test_max_steps_status():
+    res = mds(_noisy(D_TRUE, 0.5), max_steps=2, rtol=0.0)
+    assert int(res.status) == Status.MAX_STEPS and int(res.steps) == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: classical_mds(np.zeros((3, 4))), ValueError, "square"),
+        (lambda: classical_mds(D_TRUE, dim=0), ValueError, "dim must be"),
+        (lambda: classical_mds(D_TRUE, dim=2.5), TypeError, "dim must be an int"),
+        (lambda: refine_mds(D_TRUE, np.zeros((N + 1, 3))), ValueError, "init must have N"),
+        (lambda: mds(D_TRUE, mask=np.ones((4, 4), bool)), ValueError, "mask must have"),
+        (lambda: mds(D_TRUE, method="lbfgs"), ValueError, "method must be one of"),
+        (lambda: stress(np.zeros((N + 1, 3)), D_TRUE), ValueError, "D must be"),
+    ],
+)
+def test_bad_shapes_and_options(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
