@@ -13,6 +13,7 @@ and compares with the ``(N, N)`` targets; inference calls the model alone and ge
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,22 +41,31 @@ class SequenceToCoords(nnx.Module):
         in_features: int = 1,
         *,
         bidirectional: bool = False,
+        param_dtype: Any = jnp.float32,
         rngs: nnx.Rngs,
     ):
         self.in_features = check_int(in_features, "in_features", low=1)
+        self.param_dtype = param_dtype
         hidden = check_int(hidden, "hidden", low=1)
         dim = check_int(dim, "dim", low=1)
-        forward = nnx.RNN(nnx.GRUCell(self.in_features, hidden, rngs=rngs), rngs=rngs)
+        forward = nnx.RNN(
+            nnx.GRUCell(self.in_features, hidden, param_dtype=param_dtype, rngs=rngs), rngs=rngs
+        )
         if bidirectional:
-            backward = nnx.RNN(nnx.GRUCell(self.in_features, hidden, rngs=rngs), rngs=rngs)
+            backward = nnx.RNN(
+                nnx.GRUCell(self.in_features, hidden, param_dtype=param_dtype, rngs=rngs), rngs=rngs
+            )
             self.rnn = nnx.Bidirectional(forward, backward, rngs=rngs)
             width = 2 * hidden
         else:
             self.rnn = forward
             width = hidden
-        self.head = nnx.Linear(width, dim, rngs=rngs)
+        self.head = nnx.Linear(width, dim, param_dtype=param_dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        # The GRU's carry has the parameters' dtype; inputs follow it (float64 data
+        # under x64 would otherwise break the scan's carry types).
+        x = jnp.asarray(x, self.param_dtype)
         if x.ndim == 2 and self.in_features == 1:
             x = x[..., None]
         if x.ndim != 3 or x.shape[-1] != self.in_features:
