@@ -62,8 +62,40 @@ class MDSResult(NamedTuple):
         return self.status == Status.SUCCESS
 
     def messages(self) -> list[str]:
-        """The status of each matrix as ``"NAME: message"`` (host-side; not for jit)."""
-        return [Status.describe(code) for code in np.ravel(np.asarray(self.status))]
+        """The status of each matrix as ``"NAME: message"``, worded for MDS (host-side)."""
+        return [describe(code) for code in np.ravel(np.asarray(self.status))]
+
+
+# What each status means for distances → coordinates (Status.message speaks of X·Xᵀ = C).
+MDS_MESSAGES = {
+    Status.SUCCESS: "coordinates found (classical MDS exact, or the refinement converged).",
+    Status.NOT_SYMMETRIC: (
+        "D is not symmetric; its symmetric part (D + Dᵀ)/2 was used. Check how D was built."
+    ),
+    Status.NOT_PSD: (
+        "D is not a Euclidean distance matrix (noisy distances make the double-centred Gram "
+        "indefinite, or D has negative entries). Y is the best rank-dim fit; refine it with "
+        "mds()/refine_mds() (SMACOF) and judge the fit by `stress`."
+    ),
+    Status.MAX_STEPS: (
+        "The refinement stopped at max_steps before its tolerance; Y is usable. Raise "
+        "max_steps or loosen rtol."
+    ),
+    Status.NON_FINITE: (
+        "A non-finite value appeared during the refinement (disconnected mask, or a too "
+        "large Adam learning rate); Y is the last finite iterate."
+    ),
+    Status.NON_FINITE_INPUT: (
+        "D has NaN or Inf among its observed entries; Y is NaN. Mark missing distances with "
+        "mask=False."
+    ),
+}
+
+
+def describe(code: int) -> str:
+    """``"NAME: message"`` for a status code of an MDS result."""
+    status = Status(int(code))
+    return f"{status.name}: {MDS_MESSAGES.get(status, status.message)}"
 
 
 # --- validation -----------------------------------------------------------------------------
