@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._checks import as_square_matrices, check_int
-from ._distances import DEFAULT_DIM, as_coordinates, safe_sqrt
+from ._distances import DEFAULT_DIM, as_coordinates, safe_sqrt, squared_differences
 
 _HIGHEST = lax.Precision.HIGHEST
 
@@ -137,8 +137,7 @@ def blocked_distance_loss(
     rows = jnp.minimum(rows, n - 1)
 
     def dist(P, idx):
-        diff = P[idx][:, None, :] - P[None, :, :]
-        sq = jnp.sum(diff * diff, axis=-1)
+        sq = squared_differences(P[idx], P)
         return f(sq if squared else safe_sqrt(sq))
 
     @jax.checkpoint

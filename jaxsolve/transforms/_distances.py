@@ -91,6 +91,18 @@ def squared_distances(
     ``scipy.spatial.distance.cdist(Y, Z, "sqeuclidean")``.
     """
     Y, Z = _pair(Y, Z, dim)
+    return squared_differences(Y, Z)
+
+
+_UNROLL_MAX_DIM = 16
+
+
+def squared_differences(Y: jax.Array, Z: jax.Array) -> jax.Array:
+    """``Σ_k (y_ik − z_jk)²`` for validated ``(..., N, d)``/``(..., M, d)`` arrays."""
+    if Y.shape[-1] <= _UNROLL_MAX_DIM:
+        # One (N, M) difference per coordinate, summed: every array keeps M contiguous. A
+        # (N, M, d) array with d = 3 last vectorises poorly on CPU (10x slower at N = 2000).
+        return sum((Y[..., :, k, None] - Z[..., None, :, k]) ** 2 for k in range(Y.shape[-1]))
     diff = Y[..., :, None, :] - Z[..., None, :, :]
     return jnp.sum(diff * diff, axis=-1)
 
