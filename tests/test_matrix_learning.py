@@ -295,6 +295,8 @@ def test_train_with_custom_optimizer_and_evaluate(data):
         ({"steps": 0}, ValueError, "steps"),
         ({"batch_size": -1}, ValueError, "batch_size"),
         ({"learning_rate": 0.0}, ValueError, "learning_rate"),
+        ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
+        ({"learning_rate": "fast"}, TypeError, "learning_rate"),
         ({"data": (np.zeros((2, 3, 3)), np.zeros((2, 3, 4)))}, ValueError, "shape"),
         ({"data": np.zeros((2, 3, 3))}, TypeError, "MatrixDataset"),
     ],

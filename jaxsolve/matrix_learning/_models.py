@@ -124,6 +124,8 @@ class FlattenMLP(nnx.Module):
     ReLU → ``Linear(rows·cols)`` → :class:`Unflatten` → ``(*batch, rows, cols)`` logits. Every
     output sees every input and there is no weight sharing, so a local rule must be learnt
     separately for each of the ``rows·cols`` positions. ``hidden=()`` gives a single linear map.
+    The default hidden width (1024) exceeds 30·30 = 900 so the hidden layer is no bottleneck for a
+    full-rank per-element map.
 
     Args:
         shape: ``(rows, cols)`` of the matrices.
@@ -136,7 +138,7 @@ class FlattenMLP(nnx.Module):
     def __init__(
         self,
         shape: Sequence[int] = (30, 30),
-        hidden: Sequence[int] = (512,),
+        hidden: Sequence[int] = (1024,),
         *,
         max_value: float = 75,
         dtype=jnp.float32,

@@ -43,7 +43,7 @@ class Evaluation(NamedTuple):
 
 
 class ModelReport(NamedTuple):
-    """One row of :func:`compare_models`."""
+    """One row of :func:`compare_models` (``losses``: the per-step training losses)."""
 
     name: str
     num_params: int
@@ -56,6 +56,7 @@ class ModelReport(NamedTuple):
     test_loss: float
     compile_seconds: float
     run_seconds: float
+    losses: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +83,8 @@ def _mlp(rngs, shape, boundary):
 
 DEFAULT_SPECS: Mapping[str, ModelSpec] = {
     "fully_conv": ModelSpec(_conv_net, steps=300, batch_size=16, learning_rate=1e-2),
-    "flatten_mlp": ModelSpec(_mlp, steps=3000, batch_size=64, learning_rate=1e-3),
+    # Tuned on held-out data: 1e-3 leaves the ReLU MLP near chance, 1e-4 learns slower.
+    "flatten_mlp": ModelSpec(_mlp, steps=3000, batch_size=64, learning_rate=3e-4),
 }
 
 
@@ -176,9 +178,15 @@ def train(
     steps = _positive_int(steps, "steps")
     batch_size = _positive_int(batch_size, "batch_size")
     if optimizer is None:
-        if not (isinstance(learning_rate, int | float) and learning_rate > 0):
+        try:
+            peak = float(learning_rate)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"learning_rate must be a positive number, got {learning_rate!r}"
+            ) from None
+        if not peak > 0:  # also refuses NaN
             raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-        optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.01))
+        optimizer = optax.adam(optax.cosine_decay_schedule(peak, steps, alpha=0.01))
     if key is None:
         key = jax.random.key(0)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -302,5 +310,6 @@ def compare_models(
             test_loss=on_test.loss,
             compile_seconds=result.compile_seconds,
             run_seconds=result.run_seconds,
+            losses=result.losses,
         )
     return reports
