@@ -3,6 +3,9 @@
 See ``docs/modular.md`` for the question, the measurements and the fixes.
 """
 
+from ._data import DATASETS as DATASETS
+from ._data import Dataset as Dataset
+from ._data import load_dataset as load_dataset
 from ._maps import MOD_MAPS as MOD_MAPS
 from ._maps import centred_mod as centred_mod
 from ._maps import floor_mod as floor_mod
@@ -14,3 +17,10 @@ from ._mlp import VARIANTS as VARIANTS
 from ._mlp import ModDense as ModDense
 from ._mlp import ModMLP as ModMLP
 from ._mlp import Modulus as Modulus
+from ._report import write_report as write_report
+from ._study import StudyEntry as StudyEntry
+from ._study import default_entries as default_entries
+from ._study import run_study as run_study
+from ._train import RunConfig as RunConfig
+from ._train import TrainSettings as TrainSettings
+from ._train import train as train

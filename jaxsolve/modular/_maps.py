@@ -113,9 +113,15 @@ def fourier_mod(w: ArrayLike, m: ArrayLike, terms: int = 8) -> jax.Array:
     if not isinstance(terms, int) or isinstance(terms, bool) or terms < 1:
         raise ValueError(f"`terms` must be a positive int, got {terms!r}.")
     w, safe_m, zero = _guard(w, m)
-    u = w / safe_m
-    k = jnp.arange(1, terms + 1, dtype=w.dtype)
-    series = jnp.sum(jnp.sin(2 * math.pi * u[..., None] * k) / k, axis=-1)
+    theta = (2 * math.pi) * (w / safe_m)
+    # sin(kθ) by the Chebyshev recurrence s_k = 2cos(θ)·s_{k-1} - s_{k-2}: two transcendental
+    # calls per entry instead of K (the model evaluates this for every weight at every step).
+    sin1, two_cos = jnp.sin(theta), 2 * jnp.cos(theta)
+    prev, cur = jnp.zeros_like(theta), sin1
+    series = sin1
+    for k in range(2, terms + 1):
+        prev, cur = cur, two_cos * cur - prev
+        series = series + cur / k
     value = safe_m * (0.5 - series / math.pi)
     return jnp.where(zero, jnp.zeros_like(w), value)
 

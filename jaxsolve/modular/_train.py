@@ -8,6 +8,7 @@ same configuration, data and seeds give the same numbers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -17,7 +18,7 @@ import optax
 from flax import nnx
 
 from ._data import Dataset
-from ._mlp import ModMLP
+from ._mlp import ModMLP, Modulus
 
 __all__ = ["RunConfig", "TrainSettings", "train"]
 
@@ -129,25 +130,33 @@ def _grad_norms(grads, variant: str) -> tuple[jax.Array, jax.Array]:
     return jnp.sqrt(sq_m), jnp.sqrt(sq_t)
 
 
-def _optimizer(config: RunConfig, params) -> optax.GradientTransformation:
-    def base(lr):
-        if lr == 0:
-            return optax.set_to_zero()
-        return optax.adam(lr) if config.optimizer == "adam" else optax.sgd(lr)
-
+def _optimizer(config: RunConfig, params, lr, m_lr, clip) -> optax.GradientTransformation:
+    """The optimizer; ``lr``, ``m_lr`` and ``clip`` may be traced (one compile serves a sweep)."""
+    make = optax.adam if config.optimizer == "adam" else optax.sgd
     labels = jax.tree_util.tree_map_with_path(
         lambda p, _: "m" if "modulus" in jax.tree_util.keystr(p) else "w", params
     )
-    transforms = {"w": base(config.lr), "m": base(config.lr * config.m_lr_scale)}
-    tx = optax.multi_transform(transforms, labels)
+    tx = optax.multi_transform({"w": make(lr), "m": make(m_lr)}, labels)
     if config.clip_norm is not None:
-        tx = optax.chain(optax.clip_by_global_norm(config.clip_norm), tx)
+        tx = optax.chain(optax.clip_by_global_norm(clip), tx)
     return tx
 
 
 def _histogram(values: np.ndarray, edges: np.ndarray) -> list[int]:
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
     return counts.tolist()
+
+
+def _structure(config: RunConfig) -> RunConfig:
+    """``config`` with its numeric hyper-parameters neutralised: the key of the compile cache."""
+    return dataclasses.replace(
+        config,
+        name="",
+        lr=1.0,
+        m_lr_scale=1.0,
+        m_scale=1.0,
+        clip_norm=None if config.clip_norm is None else 1.0,
+    )
 
 
 def train(
@@ -164,28 +173,59 @@ def train(
       ``wrapped`` (fraction of modded entries with ``|k| ≥ 1`` where ``x mod m = x - k·m``),
       ``tooth_changes`` (entries whose ``k`` changed in the step), ``m_sign_flips`` (entries of
       ``m`` whose sign changed), ``eff_change`` (``‖ΔW_eff‖/‖W_eff‖`` over the step);
-    * ``effective`` / ``effective_init``: first layer's effective weights of the first seed after /
+    * ``effective`` / ``effective_init``: first layer's effective weights per seed after /
       before training (flattened), ``m_sign_agreement``: fraction of effective weights with the
-      sign of their modulus (final, per seed).
+      sign of their modulus (final, per seed), ``m_abs_final``: mean ``|m|`` at the end.
+
+    The learning rates, ``m_scale`` and ``clip_norm`` are traced: configurations that differ only
+    in them share one compiled program.
     """
     if not seeds:
         raise ValueError("`seeds` must name at least one seed.")
-    n_in = data.x_train.shape[1]
-    make = lambda key: ModMLP(  # noqa: E731
-        n_in,
+    fn, n_modded = _compiled(
+        _structure(config),
+        settings,
+        data.x_train.shape[1],
         data.n_classes,
-        depth=settings.depth,
-        width=settings.width,
-        rngs=nnx.Rngs(params=key),
-        **config.layer_options(),
+        data.x_train.shape[0],
     )
-    graphdef, template = nnx.split(make(jax.random.key(0)))
-    tx = _optimizer(config, template)
-    x_train = jnp.asarray(data.x_train)
-    y_train = jnp.asarray(data.y_train)
-    x_test = jnp.asarray(data.x_test)
-    y_test = jnp.asarray(data.y_test)
-    n_train = x_train.shape[0]
+    hyper = {
+        "lr": jnp.float32(config.lr),
+        "m_lr": jnp.float32(config.lr * config.m_lr_scale),
+        "clip": jnp.float32(config.clip_norm if config.clip_norm is not None else 1.0),
+        "m_scale": jnp.float32(config.m_scale),
+    }
+    keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
+    arrays = [jnp.asarray(a) for a in (data.x_train, data.y_train, data.x_test, data.y_test)]
+    diag, acc, extra = fn(keys, hyper, *arrays)
+    out: dict[str, Any] = {k: np.asarray(v) for k, v in diag.items()}
+    out.update({k: np.asarray(v) for k, v in extra.items()})
+    out["test_accuracy_curve"] = np.asarray(acc)
+    out["test_accuracy"] = np.asarray(acc)[:, -1]
+    out["eval_steps"] = np.arange(settings.eval_every, settings.steps + 1, settings.eval_every)
+    out["n_modded_entries"] = n_modded
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(config: RunConfig, settings: TrainSettings, n_in: int, n_classes: int, n_train: int):
+    """The jitted, seed-vmapped training run for one configuration structure."""
+
+    def make(key, m_scale=1.0):
+        options = config.layer_options()
+        options["m_scale"] = m_scale
+        return ModMLP(
+            n_in,
+            n_classes,
+            depth=settings.depth,
+            width=settings.width,
+            rngs=nnx.Rngs(params=key),
+            **options,
+        )
+
+    # abstract: the structure without running (and compiling) the initialisers eagerly
+    graphdef, template = nnx.split(nnx.eval_shape(lambda: make(jax.random.key(0))))
+    n_modded = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(template, Modulus)))
     batch = min(settings.batch_size, n_train)
     per_epoch = n_train // batch
     has_mod = config.variant != "plain"
@@ -202,64 +242,67 @@ def train(
         eff = _flat([e for _, _, e in pairs])
         return ks, ms, eff
 
-    def step(carry, step_index):
-        params, opt_state, data_key = carry
-        epoch, within = jnp.divmod(step_index, per_epoch)
-        perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), n_train)
-        idx = jax.lax.dynamic_slice(perm, (within * batch,), (batch,))
-        loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx], y_train[idx])
-        updates, opt_state = tx.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        g_m, g_w = _grad_norms(grads, config.variant)
-        diag = {"loss": loss, "finite": jnp.isfinite(loss), "grad_norm_m": g_m, "grad_norm_w": g_w}
-        if has_mod:
-            k0, m0, e0 = mod_state(params)
-            k1, m1, e1 = mod_state(new_params)
-            diag["wrapped"] = jnp.mean(jnp.abs(k0) >= 1)
-            diag["tooth_changes"] = jnp.sum(k0 != k1)
-            diag["m_sign_flips"] = jnp.sum(jnp.sign(m0) != jnp.sign(m1))
-            diag["eff_change"] = jnp.linalg.norm(e1 - e0) / jnp.linalg.norm(e0)
-        return (new_params, opt_state, data_key), diag
+    def run(keys, hyper, x_train, y_train, x_test, y_test):
+        tx = _optimizer(config, template, hyper["lr"], hyper["m_lr"], hyper["clip"])
 
-    def accuracy(params):
-        logits = nnx.merge(graphdef, params)(x_test)
-        return jnp.mean(jnp.argmax(logits, -1) == y_test)
+        def step(carry, step_index):
+            params, opt_state, data_key, prev = carry
+            epoch, within = jnp.divmod(step_index, per_epoch)
+            perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), n_train)
+            idx = jax.lax.dynamic_slice(perm, (within * batch,), (batch,))
+            loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx], y_train[idx])
+            updates, opt_state = tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            g_m, g_w = _grad_norms(grads, config.variant)
+            diag = {
+                "loss": loss,
+                "finite": jnp.isfinite(loss),
+                "grad_norm_m": g_m,
+                "grad_norm_w": g_w,
+            }
+            new = prev
+            if has_mod:
+                (k0, m0, e0), new = prev, mod_state(params)
+                k1, m1, e1 = new
+                diag["wrapped"] = jnp.mean(jnp.abs(k0) >= 1)
+                diag["tooth_changes"] = jnp.sum(k0 != k1)
+                diag["m_sign_flips"] = jnp.sum(jnp.sign(m0) != jnp.sign(m1))
+                diag["eff_change"] = jnp.linalg.norm(e1 - e0) / jnp.linalg.norm(e0)
+            return (params, opt_state, data_key, new), diag
 
-    def chunk(carry, first_step):
-        steps = first_step + jnp.arange(settings.eval_every)
-        carry, diag = jax.lax.scan(step, carry, steps)
-        return carry, (diag, accuracy(carry[0]))
+        def accuracy(params):
+            logits = nnx.merge(graphdef, params)(x_test)
+            return jnp.mean(jnp.argmax(logits, -1) == y_test)
 
-    def one_seed(seed_key):
-        init_key, data_key = jax.random.split(seed_key)
-        params = nnx.state(make(init_key))
-        opt_state = tx.init(params)
-        starts = jnp.arange(0, settings.steps, settings.eval_every)
-        init_params = params
-        (params, _, _), (diag, acc) = jax.lax.scan(chunk, (params, opt_state, data_key), starts)
-        diag = jax.tree.map(lambda a: a.reshape(-1), diag)
-        first_w = lambda p: nnx.merge(graphdef, p).layers[0].effective_kernel().ravel()  # noqa: E731
-        extra = {"effective": first_w(params), "effective_init": first_w(init_params)}
-        if has_mod:
-            pairs = _mod_pairs(nnx.merge(graphdef, params))
-            eff = _flat([e for *_, e in pairs])
-            ms = _flat([m for _, m, _ in pairs])
-            nonzero = eff != 0
-            agree = jnp.sum((jnp.sign(eff) == jnp.sign(ms)) & nonzero) / jnp.maximum(
-                jnp.sum(nonzero), 1
-            )
-            extra["m_sign_agreement"] = agree
-            extra["m_abs_final"] = jnp.mean(jnp.abs(ms))
-        return diag, acc, extra
+        def chunk(carry, first_step):
+            steps = first_step + jnp.arange(settings.eval_every)
+            carry, diag = jax.lax.scan(step, carry, steps)
+            return carry, (diag, accuracy(carry[0]))
 
-    keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
-    diag, acc, extra = jax.jit(jax.vmap(one_seed))(keys)
-    out: dict[str, Any] = {k: np.asarray(v) for k, v in diag.items()}
-    out.update({k: np.asarray(v) for k, v in extra.items()})
-    out["test_accuracy_curve"] = np.asarray(acc)
-    out["test_accuracy"] = np.asarray(acc)[:, -1]
-    out["eval_steps"] = np.arange(settings.eval_every, settings.steps + 1, settings.eval_every)
-    out["n_modded_entries"] = (
-        int(sum(np.size(x) for x, *_ in _mod_pairs(make(jax.random.key(0))))) if has_mod else 0
-    )
-    return out
+        def one_seed(seed_key):
+            init_key, data_key = jax.random.split(seed_key)
+            params = nnx.state(make(init_key, hyper["m_scale"]))
+            opt_state = tx.init(params)
+            starts = jnp.arange(0, settings.steps, settings.eval_every)
+            init_params = params
+            prev = mod_state(params) if has_mod else ()
+            carry = (params, opt_state, data_key, prev)
+            (params, *_), (diag, acc) = jax.lax.scan(chunk, carry, starts)
+            diag = jax.tree.map(lambda a: a.reshape(-1), diag)
+            first_w = lambda p: nnx.merge(graphdef, p).layers[0].effective_kernel().ravel()  # noqa: E731
+            extra = {"effective": first_w(params), "effective_init": first_w(init_params)}
+            if has_mod:
+                pairs = _mod_pairs(nnx.merge(graphdef, params))
+                eff = _flat([e for *_, e in pairs])
+                ms = _flat([m for _, m, _ in pairs])
+                nonzero = eff != 0
+                agree = jnp.sum((jnp.sign(eff) == jnp.sign(ms)) & nonzero) / jnp.maximum(
+                    jnp.sum(nonzero), 1
+                )
+                extra["m_sign_agreement"] = agree
+                extra["m_abs_final"] = jnp.mean(jnp.abs(ms))
+            return diag, acc, extra
+
+        return jax.vmap(one_seed)(keys)
+
+    return jax.jit(run), n_modded
