@@ -6,6 +6,7 @@ from ._closed_form import nearest_psd as nearest_psd
 from ._compare import Comparison as Comparison
 from ._compare import MethodResult as MethodResult
 from ._compare import compare as compare
+from ._iterative import scaled_gradient as scaled_gradient
 from ._problems import random_psd as random_psd
 from ._solution import Solution as Solution
 from ._solution import Status as Status
@@ -27,5 +28,6 @@ __all__ = [
     "compare",
     "nearest_psd",
     "random_psd",
+    "scaled_gradient",
     "solve",
 ]

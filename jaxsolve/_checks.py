@@ -34,8 +34,11 @@ def as_float_array(value: Any, name: str) -> jax.Array:
     dtype = value.dtype
     if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(f"{name} must be real; got complex dtype {dtype} (not supported)")
-    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
-            or dtype == jnp.bool_):
+    if not (
+        jnp.issubdtype(dtype, jnp.floating)
+        or jnp.issubdtype(dtype, jnp.integer)
+        or dtype == jnp.bool_
+    ):
         raise TypeError(f"{name} must be an array of real numbers; got dtype {dtype}")
     return jnp.asarray(value, dtype=jnp.result_type(dtype, float))
 

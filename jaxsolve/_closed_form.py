@@ -26,7 +26,9 @@ def psd_status(eigenvalues: jax.Array) -> jax.Array:
     """NOT_PSD where the smallest eigenvalue is negative beyond rounding, else SUCCESS."""
     n = eigenvalues.shape[-1]
     scale = jnp.max(jnp.abs(eigenvalues), axis=-1, initial=0.0)
-    negative = jnp.min(eigenvalues, axis=-1, initial=0.0) < -default_tol(n, eigenvalues.dtype) * scale
+    negative = (
+        jnp.min(eigenvalues, axis=-1, initial=0.0) < -default_tol(n, eigenvalues.dtype) * scale
+    )
     return jnp.where(negative, Status.NOT_PSD, Status.SUCCESS).astype(jnp.int32)
 
 

@@ -54,7 +54,9 @@ class Comparison:
         return {
             "shape": list(self.shape),
             "dtype": self.dtype,
-            "results": [dataclasses.asdict(r) | {"status_name": r.status_name} for r in self.results],
+            "results": [
+                dataclasses.asdict(r) | {"status_name": r.status_name} for r in self.results
+            ],
         }
 
     def __str__(self) -> str:
@@ -64,14 +66,16 @@ class Comparison:
             if r.error:
                 rows.append((r.method, "n/a", "-", "-", "-", r.error))
                 continue
-            rows.append((
-                r.method,
-                f"{r.residual:.2e}",
-                r.status_name,
-                str(r.steps),
-                f"{1e3 * r.time_s:.3f}",
-                f"{1e3 * r.compile_s:.1f}",
-            ))
+            rows.append(
+                (
+                    r.method,
+                    f"{r.residual:.2e}",
+                    r.status_name,
+                    str(r.steps),
+                    f"{1e3 * r.time_s:.3f}",
+                    f"{1e3 * r.compile_s:.1f}",
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
         lines.insert(1, "-+-".join("-" * w for w in widths))

@@ -44,7 +44,9 @@ def save_matrix(path: str, arr: np.ndarray) -> None:
         elif ext in _TEXT_DELIMITERS and arr.ndim == 2:
             np.savetxt(path, arr, delimiter=_TEXT_DELIMITERS[ext] or " ", fmt="%.17g")
         else:
-            raise CLIError(f"{path}: cannot write shape {arr.shape} as {ext or '(no type)'}; use .npy")
+            raise CLIError(
+                f"{path}: cannot write shape {arr.shape} as {ext or '(no type)'}; use .npy"
+            )
     except OSError as err:
         raise CLIError(f"{path}: cannot write ({err.strerror or err})") from None
 

@@ -1,0 +1,300 @@
+"""Gradient-descent solvers for X·Xᵀ = S: one optax-driven loop, masks, low rank.
+
+The objective is ``f(X) = ¼‖M∘(X·Xᵀ − S)‖²_F`` with gradient ``(W∘(X·Xᵀ − S))·X``, where
+``W = M∘M`` symmetrised (``W = 1`` without a mask). ``"gd"`` feeds that gradient to any optax
+``GradientTransformation``; ``"precgd"`` is the same loop with :func:`scaled_gradient`
+(ScaledGD / PrecGD) in front of a fixed step, so the two share every line of the loop.
+
+Functions here work on one symmetric, finite matrix ``S`` (N, N); ``solve`` validates,
+symmetrises, guards non-finite input and batches with ``vmap``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from ._checks import default_tol
+from ._solution import Status
+
+ITERATIVE_METHODS = ("gd", "precgd")
+
+
+# --- the preconditioner as an optax transform ----------------------------------------------
+
+
+class ScaledGradientState(NamedTuple):
+    """Stateless; present for the optax protocol."""
+
+
+def scaled_gradient(
+    damping: float = 0.0, residual_weight: float = 0.5
+) -> optax.GradientTransformationExtraArgs:
+    """Right-precondition a gradient of a factor X: ``g ↦ g·(XᵀX + δI)⁻¹``.
+
+    This is ScaledGD (Tong, Ma & Chi 2021), whose convergence rate does not depend on the
+    condition number, with the damping of PrecGD (Zhang, Fattahi & Zhang 2021), which keeps
+    the step bounded when X has more columns than the target has rank. The damping is
+    ``δ = damping + residual_weight·residual_norm`` where ``residual_norm`` (passed by the
+    solver as an extra argument: the solver's running estimate of ‖X·Xᵀ − C‖₂; 0 if absent)
+    makes it vanish at an exact solution and match the clipped eigenvalues otherwise.
+
+    Compose it like any optax transform, e.g. ``optax.chain(scaled_gradient(), optax.sgd(0.5))``.
+    ``params`` (the factor X, shape (..., N, k)) must be passed to ``update``.
+    """
+
+    def init_fn(params):
+        del params
+        return ScaledGradientState()
+
+    def update_fn(updates, state, params=None, *, residual_norm=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("scaled_gradient needs params (the factor X) in update()")
+        delta = damping + (0.0 if residual_norm is None else residual_weight * residual_norm)
+        updates = jax.tree.map(lambda g, x: _right_solve(g, x, delta), updates, params)
+        return updates, state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _right_solve(g: jax.Array, x: jax.Array, delta: jax.Array) -> jax.Array:
+    """``g·(xᵀx + δI)⁻¹`` for the SPD Gram matrix, by Cholesky (k×k: cheap)."""
+    k = x.shape[-1]
+    gram = jnp.swapaxes(x, -1, -2) @ x
+    # A floor relative to the Gram's size keeps the solve defined when X is rank deficient.
+    floor = jnp.finfo(x.dtype).eps * (jnp.trace(gram, axis1=-2, axis2=-1) + 1.0)
+    gram = gram + (delta + floor)[..., None, None] * jnp.eye(k, dtype=x.dtype)
+    factor = jax.scipy.linalg.cho_factor(gram, lower=True)
+    return jnp.swapaxes(jax.scipy.linalg.cho_solve(factor, jnp.swapaxes(g, -1, -2)), -1, -2)
+
+
+# --- spectral estimates: step size, PSD check, initial guess -------------------------------
+
+
+def lanczos_extremes(S: jax.Array, steps: int = 32) -> tuple[jax.Array, jax.Array]:
+    """Estimates of (λ_min, λ_max) of symmetric S from ``min(N, steps)`` Lanczos steps with
+    full reorthogonalisation: O(N²·steps). Ritz values lie inside the spectrum and the
+    extremes converge first; exact when ``steps >= N``."""
+    S = lax.stop_gradient(S)
+    n = S.shape[-1]
+    m = min(n, steps)
+    v = jax.random.normal(jax.random.PRNGKey(0), (n,), S.dtype) + 1.0
+    Q = jnp.zeros((m + 1, n), S.dtype).at[0].set(v / jnp.linalg.norm(v))
+    tiny = jnp.finfo(S.dtype).tiny
+
+    def body(j, carry):
+        Q, alpha, beta = carry
+        w = S @ Q[j]
+        a = jnp.dot(w, Q[j])
+        w = w - Q.T @ (Q @ w)
+        w = w - Q.T @ (Q @ w)
+        b = jnp.linalg.norm(w)
+        Q = Q.at[j + 1].set(jnp.where(b > tiny, w / jnp.where(b > tiny, b, 1.0), 0.0))
+        return Q, alpha.at[j].set(a), beta.at[j].set(b)
+
+    _, alpha, beta = lax.fori_loop(0, m, body, (Q, jnp.zeros(m, S.dtype), jnp.zeros(m, S.dtype)))
+    off = beta[: m - 1]
+    T = jnp.diag(alpha) + jnp.diag(off, 1) + jnp.diag(off, -1)
+    theta = jnp.linalg.eigvalsh(T)
+    return theta[0], theta[-1]
+
+
+def spectral_init(S: jax.Array, rank: int, key: jax.Array, power_steps: int = 2) -> jax.Array:
+    """A rank-``rank`` factor from a randomized eigendecomposition of S (Halko, Martinsson &
+    Tropp 2011): range finder with oversampling and power steps, then Rayleigh–Ritz.
+    O(N²·(k + p)) — the 'spectral initialisation' ScaledGD assumes."""
+    n = S.shape[-1]
+    sketch = min(n, rank + 10)
+    Y = S @ jax.random.normal(key, (n, sketch), S.dtype)
+    for _ in range(power_steps):
+        Y = S @ jnp.linalg.qr(Y)[0]
+    Q = jnp.linalg.qr(Y)[0]
+    theta, W = jnp.linalg.eigh(Q.T @ S @ Q)
+    top_vals, top_vecs = theta[::-1][:rank], W[:, ::-1][:, :rank]
+    return (Q @ top_vecs) * jnp.sqrt(jnp.maximum(top_vals, 0.0))
+
+
+def random_init(S: jax.Array, rank: int, key: jax.Array, lam_max: jax.Array) -> jax.Array:
+    """Gaussian factor scaled so that X·Xᵀ has about the size of S's top eigenvalue."""
+    n = S.shape[-1]
+    scale = jnp.sqrt(jnp.maximum(lam_max, 0.0) / max(n, 1))
+    return scale * jax.random.normal(key, (n, rank), S.dtype)
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+class IterOptions(NamedTuple):
+    """Traced numbers of the iterative solve (a sweep over them does not recompile)."""
+
+    rtol: jax.Array
+    atol: jax.Array
+    max_steps: jax.Array
+    learning_rate: jax.Array
+    damping: jax.Array
+
+
+class _Carry(NamedTuple):
+    X: jax.Array
+    opt_state: Any
+    probe: jax.Array
+    step: jax.Array
+    status: jax.Array
+    done: jax.Array
+
+
+def _residual_and_gradient(X, S, W, S_norm, precision):
+    """Relative residual ‖M∘(X·Xᵀ − S)‖/‖M∘S‖, the weighted residual W∘R, and ∇f = (W∘R)·X."""
+    R = jnp.matmul(X, X.T, precision=precision) - S
+    WR = R if W is None else W * R
+    grad = jnp.matmul(WR, X, precision=precision)
+    abs_res = jnp.sqrt(jnp.sum(R * WR))
+    rel = jnp.where(S_norm > 0, abs_res / jnp.where(S_norm > 0, S_norm, 1.0), abs_res)
+    return rel, WR, grad
+
+
+def _masked_norm(S, W):
+    return jnp.sqrt(jnp.sum(S * S if W is None else W * S * S))
+
+
+def run_descent(
+    S: jax.Array,
+    W: jax.Array | None,
+    X0: jax.Array,
+    tx: optax.GradientTransformation,
+    opts: IterOptions,
+    *,
+    fixed_steps: bool,
+    precision: Any,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Minimise ¼‖M∘(X·Xᵀ − S)‖² from X0 with ``tx``; returns (X, status, steps).
+
+    Stops (SUCCESS) when the relative residual is at most ``atol`` or the step is at most
+    ``rtol·‖X‖`` (a stationary point: the nearest PSD or best rank-k answer); at ``max_steps`` (MAX_STEPS); when the residual grows 1e6-fold over its start
+    (DIVERGED); or when a step turns X non-finite (NON_FINITE, the last finite X kept).
+    With ``fixed_steps`` it runs ``max_steps`` iterations of ``fori_loop``
+    (reverse-differentiable; ``max_steps`` static), X frozen once a stop condition holds.
+    """
+    tx = optax.with_extra_args_support(tx)
+    S_norm = _masked_norm(S, W)
+    tiny = jnp.finfo(S.dtype).tiny
+    res0 = _residual_and_gradient(X0, S, W, S_norm, precision)[0]
+    res0 = jnp.where(jnp.isfinite(res0), res0, jnp.inf)
+
+    def check(X, probe, opt_state):
+        """The next update and whether to stop before applying it, with the status if so."""
+        rel, WR, grad = _residual_and_gradient(X, S, W, S_norm, precision)
+        # ‖R‖₂ by one power step an iteration, warm-started: R changes slowly, so the probe
+        # tracks its top eigenvector at O(N²) a step. PrecGD's damping uses it.
+        R_probe = WR @ probe
+        spectral = jnp.linalg.norm(R_probe)
+        probe = jnp.where(
+            spectral > tiny, R_probe / jnp.where(spectral > tiny, spectral, 1.0), probe
+        )
+        updates, opt_state = tx.update(grad, opt_state, X, residual_norm=spectral)
+        # Stationary: the step no longer moves X (relative to X; for precgd this is the
+        # preconditioned step, which does not shrink with the condition number).
+        small_step = jnp.linalg.norm(updates) <= opts.rtol * jnp.linalg.norm(X)
+        converged = (rel <= opts.atol) | small_step
+        diverged = rel > 1e6 * jnp.maximum(res0, jnp.finfo(S.dtype).eps)
+        status = jnp.where(converged, Status.SUCCESS, Status.DIVERGED).astype(jnp.int32)
+        return status, converged | diverged, updates, opt_state, probe
+
+    def step_fn(c: _Carry) -> _Carry:
+        status, stop, updates, opt_state, probe = check(c.X, c.probe, c.opt_state)
+        X = optax.apply_updates(c.X, updates)
+        finite = jnp.all(jnp.isfinite(X))
+        stop_here = stop | ~finite
+        status = jnp.where(stop, status, Status.NON_FINITE).astype(jnp.int32)
+        new = _Carry(X, opt_state, probe, c.step + 1, status, stop_here)
+        old = c._replace(status=status, done=stop_here)
+        return jax.tree.map(lambda a, b: jnp.where(stop_here, b, a), new, old)
+
+    init = _Carry(
+        X=X0,
+        opt_state=tx.init(X0),
+        probe=jnp.ones(S.shape[-1], S.dtype) / jnp.sqrt(max(S.shape[-1], 1)),
+        step=jnp.zeros((), jnp.int32),
+        status=jnp.asarray(Status.MAX_STEPS, jnp.int32),
+        done=jnp.asarray(False),
+    )
+    if fixed_steps:
+        final = lax.fori_loop(
+            0, opts.max_steps, lambda _, c: lax.cond(c.done, lambda: c, lambda: step_fn(c)), init
+        )
+    else:
+        final = lax.while_loop(lambda c: ~c.done & (c.step < opts.max_steps), step_fn, init)
+    # The last step's X was not checked inside the loop: a run that ends at max_steps may
+    # have converged on that very step.
+    status, stop, *_ = check(final.X, final.probe, final.opt_state)
+    status = jnp.where(final.done, final.status, jnp.where(stop, status, Status.MAX_STEPS))
+    return final.X, status.astype(jnp.int32), final.step
+
+
+def _is_not_psd(S, rank, lam_min, lam_max):
+    """Whether S has eigenvalues below −tol·λ_max: exact (a Cholesky of S + tol·λ_max·I,
+    O(N³) like a full-rank solve) when rank = N; from the Lanczos estimate, which can miss
+    small negative eigenvalues inside the spectrum, when rank < N (kept O(N²k))."""
+    n = S.shape[-1]
+    tol = default_tol(n, S.dtype) * jnp.maximum(lam_max, 0.0)
+    if rank < n:
+        return lam_min < -tol
+    shifted = S + (tol + jnp.finfo(S.dtype).tiny) * jnp.eye(n, dtype=S.dtype)
+    return ~jnp.all(jnp.isfinite(jnp.linalg.cholesky(shifted)))
+
+
+def default_optimizer(method: str, learning_rate: jax.Array) -> optax.GradientTransformation:
+    """Plain gradient descent for "gd"; the preconditioned step for "precgd"."""
+    if method == "precgd":
+        return optax.chain(scaled_gradient(), optax.sgd(learning_rate))
+    return optax.sgd(learning_rate)
+
+
+def iterative_factor(
+    S: jax.Array,
+    W: jax.Array | None,
+    X0: jax.Array | None,
+    key: jax.Array,
+    *,
+    method: str,
+    rank: int,
+    optimizer: optax.GradientTransformation | None,
+    opts: IterOptions,
+    fixed_steps: bool,
+    precision: Any,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One matrix: pick the start and the optimizer, run the loop, add the PSD status."""
+    lam_min, lam_max = lanczos_extremes(S)
+    lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
+    if X0 is None:
+        if method == "precgd" and rank < S.shape[-1]:
+            X0 = spectral_init(S, rank, key)
+            # X = 0 is a saddle of f (the sketch finds no positive part): nudge it.
+            nudge = random_init(S, rank, jax.random.fold_in(key, 1), lam_max)
+            X0 = jnp.where(jnp.any(X0 != 0), X0, 1e-3 * nudge)
+        elif method == "precgd":
+            X0 = jnp.sqrt(jnp.maximum(lam_max, 0.0)) * jnp.eye(S.shape[-1], rank, dtype=S.dtype)
+        else:
+            X0 = random_init(S, rank, key, lam_max)
+    if optimizer is None:
+        lr = opts.learning_rate
+        if method == "gd":
+            # NaN means "not given": 1/(3·λ_max) bounds the curvature of f near the
+            # solution (about 2·λ_max), so plain GD converges without tuning.
+            auto_lr = 1.0 / (3.0 * jnp.maximum(lam_max, jnp.finfo(S.dtype).tiny))
+            lr = jnp.where(jnp.isnan(lr), auto_lr, lr)
+        optimizer = default_optimizer(method, lr)
+    elif method == "precgd":
+        optimizer = optax.chain(scaled_gradient(), optimizer)
+    X, status, steps = run_descent(
+        S, W, X0, optimizer, opts, fixed_steps=fixed_steps, precision=precision
+    )
+    if W is None:
+        not_psd = _is_not_psd(S, rank, lam_min, lam_max) & (status == Status.SUCCESS)
+        status = jnp.where(not_psd, Status.NOT_PSD, status).astype(jnp.int32)
+    return X, status, steps
