@@ -175,8 +175,9 @@ def run_descent(
     """Minimise ¼‖M∘(X·Xᵀ − S)‖² from X0 with ``tx``; returns (X, status, steps).
 
     Stops (SUCCESS) when the relative residual is at most ``atol`` or the step is at most
-    ``rtol·‖X‖`` (a stationary point: the nearest PSD or best rank-k answer); at ``max_steps`` (MAX_STEPS); when the residual grows 1e6-fold over its start
-    (DIVERGED); or when a step turns X non-finite (NON_FINITE, the last finite X kept).
+    ``rtol·‖X‖`` (a stationary point: the nearest PSD or best rank-k answer); at
+    ``max_steps`` (MAX_STEPS); when the residual grows 1e6-fold over its start (DIVERGED);
+    or when a step turns X non-finite (NON_FINITE, the last finite X kept).
     With ``fixed_steps`` it runs ``max_steps`` iterations of ``fori_loop``
     (reverse-differentiable; ``max_steps`` static), X frozen once a stop condition holds.
     """

@@ -53,8 +53,8 @@ _FIXES = [
     ),
     (
         "softplus_centred",
-        "centred mod, m = softplus(ρ)+ε from 4× glorot limit",
-        dict(mod="centred", m_param="softplus", m_init="constant", m_scale=4.0),
+        "centred mod, m = softplus(ρ)+ε > 0 from 8× glorot limit",
+        dict(mod="centred", m_param="softplus", m_init="constant", m_scale=8.0),
         1.0,
     ),
 ]
