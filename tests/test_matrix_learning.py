@@ -289,6 +289,18 @@ def test_train_with_custom_optimizer_and_evaluate(data):
     assert chunked.loss == pytest.approx(after.loss, rel=1e-5)
 
 
+def test_learning_rate_is_traced_no_recompilation(data):
+    train_data, _ = data
+    small = MatrixDataset(train_data.inputs[:64], train_data.labels[:64])
+    first_model, second_model = FullyConvNet(rngs=nnx.Rngs(0)), FullyConvNet(rngs=nnx.Rngs(0))
+    first = train(first_model, small, steps=20, batch_size=8, learning_rate=1e-2)
+    second = train(second_model, small, steps=20, batch_size=8, learning_rate=1e-3)
+    assert second.compile_seconds < 0.5 * first.compile_seconds
+    # ... and the rate really is used: same start and batches, different trajectories.
+    assert first.losses[0] == pytest.approx(second.losses[0])
+    assert not np.allclose(first.losses[5:], second.losses[5:])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "words"),
     [
