@@ -75,6 +75,7 @@ def test_issue_example(run):
             "10",
         ),
         (["conv-transpose", "--input", "4", "--kernel", "3", "--padding=-1:0"], "1"),
+        (["conv", "--input", "6,9", "--kernel", "3", "--padding", "0:1"], "5,8"),
         (["conv-transpose", "--input", "3,3", "--kernel", "4", "--stride", "2"], "6,6"),
     ],
 )
@@ -124,7 +125,8 @@ def test_explain_shows_the_same_padding(run):
         (["conv", "--input", "4", "--kernel", "3", "--padding", "1:2:3"], "--padding"),
         (["conv", "--input", "4,4", "--kernel", "3", "--padding", "CAUSAL"], "CAUSAL"),
         (["conv", "--input", "4", "--kernel", "3", "--input-dilation", "2"], "input_dilation"),
-        (["conv", "--input", "4", "--kernel", "3", "--padding", "1,2"], "padding"),
+        (["conv", "--input", "4", "--kernel", "3", "--padding", "1,2"], "LO:HI"),
+        (["conv-transpose", "--input", "4,4,4", "--kernel", "3", "--padding", "1,1"], "LO:HI"),
         (["conv-transpose", "--input", "4", "--kernel", "3", "--padding", "REFLECT"], "--padding"),
         (["conv-transpose", "--input", "4", "--kernel", "3", "--output-padding", "1"], "--pytorch"),
         (

@@ -14,7 +14,8 @@ from ._errors import CLIError
 
 _PADDING_HELP = (
     "{modes} (any case), or explicit padding: one entry per dimension separated by commas, "
-    "each P (P on both sides) or LO:HI, e.g. 1 or 1,2 or 0:1,2:2 "
+    "each P (P on both sides) or LO:HI, e.g. 1 or 1,2 or 0:1,2:2; a single entry applies to "
+    "every dimension "
     "(write --padding=-1:0 for a leading minus sign). Default: SAME"
 )
 
@@ -141,6 +142,21 @@ def _padding(text: str, modes: tuple[str, ...]):
     return tuple(entries)
 
 
+def _padding_per_dim(padding, *sizes):
+    """One padding entry per spatial dimension; a single entry applies to all of them."""
+    if isinstance(padding, str) or not isinstance(padding, tuple):
+        return padding
+    rank = max((len(v) for v in sizes if isinstance(v, tuple)), default=1)
+    if len(padding) == 1:
+        return padding * rank
+    if len(padding) != rank:
+        raise CLIError(
+            f"--padding has {len(padding)} comma-separated entries but the convolution has "
+            f"{rank} spatial dimension(s); write LO:HI (e.g. 1:2) for asymmetric padding"
+        )
+    return padding
+
+
 def _format(shape: tuple[int, ...]) -> str:
     return ",".join(str(n) for n in shape)
 
@@ -161,6 +177,7 @@ def _run_conv(args: argparse.Namespace) -> int:
     dilation = _ints(args.dilation, "--dilation")
     input_dilation = _ints(args.input_dilation, "--input-dilation")
     padding = _padding(args.padding, CONV_PADDING_MODES)
+    padding = _padding_per_dim(padding, sizes, kernel, stride, dilation, input_dilation)
     out = _library_call(
         shapes.conv_output_shape,
         sizes,
@@ -218,6 +235,7 @@ def _run_conv_transpose(args: argparse.Namespace) -> int:
     if args.output_padding is not None:
         raise CLIError("--output-padding is PyTorch's convention: add --pytorch to use it")
     padding = _padding(args.padding or "SAME", CONV_TRANSPOSE_PADDING_MODES)
+    padding = _padding_per_dim(padding, sizes, kernel, stride, dilation)
     out = _library_call(
         shapes.conv_transpose_output_shape,
         sizes,
