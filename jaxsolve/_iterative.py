@@ -63,14 +63,29 @@ def scaled_gradient(
 
 
 def _right_solve(g: jax.Array, x: jax.Array, delta: jax.Array) -> jax.Array:
-    """``g·(xᵀx + δI)⁻¹`` for the SPD Gram matrix, by Cholesky (k×k: cheap)."""
+    """``g·(xᵀx + δI)⁻¹`` for the SPD Gram matrix (k×k: cheap next to the N×k products)."""
     k = x.shape[-1]
     gram = jnp.swapaxes(x, -1, -2) @ x
     # A floor relative to the Gram's size keeps the solve defined when X is rank deficient.
     floor = jnp.finfo(x.dtype).eps * (jnp.trace(gram, axis1=-2, axis2=-1) + 1.0)
     gram = gram + (delta + floor)[..., None, None] * jnp.eye(k, dtype=x.dtype)
-    factor = jax.scipy.linalg.cho_factor(gram, lower=True)
-    return jnp.swapaxes(jax.scipy.linalg.cho_solve(factor, jnp.swapaxes(g, -1, -2)), -1, -2)
+    # The Gram is symmetric, so (g·G⁻¹)ᵀ = G⁻¹·gᵀ.
+    return jnp.swapaxes(spd_solve(gram, jnp.swapaxes(g, -1, -2)), -1, -2)
+
+
+def spd_solve(G: jax.Array, B: jax.Array) -> jax.Array:
+    """``G⁻¹·B`` for symmetric positive definite G (k, k) and B (k, m), by Cholesky.
+
+    Both triangular solves are issued as ``transpose_a=True`` solves with a lower factor:
+    on XLA's CPU backend (jax 0.10) that variant is ~500x faster than the others at k = 64.
+    ``L·y = B`` is turned into one by reversing rows and columns (``P·L·P`` is upper).
+    """
+    L = jnp.linalg.cholesky(G)
+    solve_lt = lambda A, b: lax.linalg.triangular_solve(  # noqa: E731  (Aᵀ·z = b)
+        A, b, left_side=True, lower=True, transpose_a=True
+    )
+    y = solve_lt(jnp.swapaxes(L[..., ::-1, ::-1], -1, -2), B[..., ::-1, :])[..., ::-1, :]
+    return solve_lt(L, y)
 
 
 # --- spectral estimates: step size, PSD check, initial guess -------------------------------
