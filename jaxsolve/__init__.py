@@ -18,6 +18,18 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
+# Sub-packages load on first use (`jaxsolve.transforms.gram`), keeping `import jaxsolve` light.
+_SUBMODULES = ("matrix_learning", "modular", "nn", "shapes", "transforms")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "METHODS",
     "Comparison",

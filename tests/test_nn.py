@@ -59,7 +59,7 @@ def test_masked_loss_ignores_unobserved_entries():
     [(dict(n=0), ValueError), (dict(n=3, rank=4), ValueError), (dict(n=3, rank=1.5), TypeError)],
 )
 def test_bad_arguments(kwargs, error):
-    with pytest.raises(error, match="n|rank"):
+    with pytest.raises(error, match=r"n|rank"):
         FactorLayer(**kwargs, rngs=nnx.Rngs(0))
 
 
