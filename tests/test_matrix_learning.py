@@ -220,6 +220,43 @@ def test_model_shapes_jit_and_vmap(data):
     assert count_params(conv) == (9 * 16 + 16) + (16 * 16 + 16) + (16 + 1)
 
 
+def test_model_dtypes():
+    """Parameters and logits follow ``dtype`` (abstract evaluation: nothing is compiled)."""
+    x = jax.ShapeDtypeStruct((2, 30, 30), jnp.int32)
+    for dtype in (jnp.float32, jnp.float64):
+        for make in (
+            lambda d: FullyConvNet((4,), dtype=d, rngs=nnx.Rngs(0)),
+            lambda d: FlattenMLP((30, 30), hidden=(4,), dtype=d, rngs=nnx.Rngs(0)),
+        ):
+            out = jax.eval_shape(lambda a, make=make, d=dtype: make(d)(a), x)
+            assert out.dtype == dtype and out.shape == (2, 30, 30)
+            params = nnx.state(nnx.eval_shape(lambda make=make, d=dtype: make(d)), nnx.Param)
+            assert {p.dtype for p in jax.tree.leaves(params)} == {jnp.dtype(dtype)}
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "words"),
+    [
+        (lambda: FlattenMLP((30, 30, 3), rngs=nnx.Rngs(0)), ValueError, "rows, cols"),
+        (lambda: FlattenMLP((30, 0), rngs=nnx.Rngs(0)), ValueError, "shape"),
+        (lambda: FlattenMLP(30, rngs=nnx.Rngs(0)), TypeError, "shape"),
+        (lambda: FlattenMLP(hidden=(8, -1), rngs=nnx.Rngs(0)), ValueError, "hidden"),
+        (lambda: FlattenMLP(max_value=0, rngs=nnx.Rngs(0)), ValueError, "max_value"),
+        (lambda: FullyConvNet((), rngs=nnx.Rngs(0)), ValueError, "features"),
+        (lambda: FullyConvNet(kernel_size=0, rngs=nnx.Rngs(0)), ValueError, "kernel_size"),
+        (
+            lambda: jax.eval_shape(lambda a: FullyConvNet(rngs=nnx.Rngs(0))(a), jnp.zeros(5)),
+            ValueError,
+            "rows, cols",
+        ),
+    ],
+)
+def test_model_bad_arguments(call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    assert words in str(info.value)
+
+
 def _mlp(rngs=None, shape=(30, 30), boundary=None):
     return FlattenMLP(shape, hidden=(16,), rngs=rngs or nnx.Rngs(0))
 

@@ -14,11 +14,12 @@ Boundaries: ``"wrap"`` treats the matrix as a torus (matches ``nnx.Conv(padding=
 from __future__ import annotations
 
 import functools
-import operator
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from ._checks import positive_int
 
 BOUNDARIES = ("wrap", "zero")
 
@@ -41,26 +42,12 @@ def _check_boundary(boundary) -> str:
     return boundary
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a positive int, got {value!r} of type {type(value).__name__}"
-        ) from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
-
-
 def _matrix_shape(size) -> tuple[int, int]:
     if isinstance(size, tuple | list):
         if len(size) != 2:
             raise ValueError(f"size must be an int or a (rows, cols) pair, got {size!r}")
-        return _positive_int(size[0], "size"), _positive_int(size[1], "size")
-    n = _positive_int(size, "size")
+        return positive_int(size[0], "size"), positive_int(size[1], "size")
+    n = positive_int(size, "size")
     return n, n
 
 
@@ -125,9 +112,9 @@ def make_dataset(
     >>> data.inputs.shape, data.labels.shape
     ((4, 30, 30), (4, 30, 30))
     """
-    n = _positive_int(n, "n")
+    n = positive_int(n, "n")
     rows, cols = _matrix_shape(size)
-    max_value = _positive_int(max_value, "max_value")
+    max_value = positive_int(max_value, "max_value")
     _check_boundary(boundary)
     inputs = _random_inputs(key, (n, rows, cols), max_value)
     return MatrixDataset(inputs, _labels(inputs, boundary))

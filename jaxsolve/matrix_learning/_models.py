@@ -17,25 +17,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be a positive int, got {value!r} of type {type(value).__name__}"
-        ) from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
+from ._checks import positive_int
 
 
 def _positive_ints(values, name: str) -> tuple[int, ...]:
     if isinstance(values, str) or not isinstance(values, Sequence):
         raise TypeError(f"{name} must be a sequence of positive ints, got {values!r}")
-    return tuple(_positive_int(v, name) for v in values)
+    return tuple(positive_int(v, name) for v in values)
 
 
 class Flatten(nnx.Module):
@@ -49,7 +37,7 @@ class Flatten(nnx.Module):
     """
 
     def __init__(self, num_axes: int = 2):
-        self.num_axes = _positive_int(num_axes, "num_axes")
+        self.num_axes = positive_int(num_axes, "num_axes")
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = jnp.asarray(x)
@@ -205,7 +193,7 @@ class FullyConvNet(nnx.Module):
         features = _positive_ints(features, "features")
         if not features:
             raise ValueError("features must have at least one width, got ()")
-        kernel_size = _positive_int(kernel_size, "kernel_size")
+        kernel_size = positive_int(kernel_size, "kernel_size")
         if not max_value > 0:
             raise ValueError(f"max_value must be positive, got {max_value!r}")
         self.max_value = float(max_value)

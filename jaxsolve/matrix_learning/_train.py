@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import operator
 import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
@@ -16,6 +15,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from ._checks import positive_int
 from ._data import MatrixDataset, make_dataset
 from ._models import FlattenMLP, FullyConvNet
 
@@ -90,7 +90,9 @@ DEFAULT_SPECS: Mapping[str, ModelSpec] = {
 
 def _as_dataset(data, name: str = "data") -> MatrixDataset:
     if not isinstance(data, tuple) or len(data) != 2:
-        raise TypeError(f"{name} must be a MatrixDataset or an (inputs, labels) pair, got {data!r}")
+        raise TypeError(
+            f"{name} must be a MatrixDataset or an (inputs, labels) pair, got {type(data).__name__}"
+        )
     inputs, labels = jnp.asarray(data[0]), jnp.asarray(data[1])
     if inputs.shape != labels.shape or inputs.ndim < 3:
         raise ValueError(
@@ -100,18 +102,6 @@ def _as_dataset(data, name: str = "data") -> MatrixDataset:
     if inputs.shape[0] == 0:
         raise ValueError(f"{name} is empty")
     return MatrixDataset(inputs, labels)
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a positive int, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return value
 
 
 def bce_loss(model: nnx.Module, inputs: jax.Array, labels: jax.Array) -> jax.Array:
@@ -184,8 +174,8 @@ def train(
         :class:`TrainResult` with the per-step losses and the timings.
     """
     data = _as_dataset(data)
-    steps = _positive_int(steps, "steps")
-    batch_size = _positive_int(batch_size, "batch_size")
+    steps = positive_int(steps, "steps")
+    batch_size = positive_int(batch_size, "batch_size")
     if optimizer is None:
         try:
             update_scale = float(learning_rate)
@@ -258,7 +248,7 @@ def evaluate(
     padded and masked), so memory stays bounded for large data sets.
     """
     data = _as_dataset(data)
-    batch_size = _positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     graphdef, state = nnx.split(model)
     n = data.inputs.shape[0]
     correct, exact, loss = _counts(
