@@ -85,6 +85,7 @@ def blocked_distance_loss(
     block_size: int = 256,
     squared: bool = False,
     transform: Callable[[jax.Array], jax.Array] | None = None,
+    rows: jax.typing.ArrayLike | None = None,
     dim: int | None = DEFAULT_DIM,
 ) -> jax.Array:
     """Mean squared error between ``f(distances of Y)`` and a target, in ``O(N·block)`` memory.
@@ -100,6 +101,10 @@ def blocked_distance_loss(
         block_size: static; rows per block (memory ≈ ``block_size·N·(d + 4)`` floats).
         squared: static; compare squared distances.
         transform: optional elementwise ``f`` on the distances (default identity).
+        rows: optional int array of row indices (traced; its length is static): the loss
+            over those rows only (all N columns), an unbiased estimate of the full loss
+            when drawn at random — minibatch training at ``O(len(rows)·N)`` cost per step
+            instead of ``O(N²)``.
         dim: static; expected d (default 3).
 
     Returns:
@@ -130,11 +135,23 @@ def blocked_distance_loss(
         target_rows = None
     if n == 0:
         return jnp.zeros((), Y.dtype)
-    b = min(block_size, n)
-    n_blocks = -(-n // b)
-    rows = jnp.arange(n_blocks * b).reshape(n_blocks, b)
-    valid = rows < n
-    rows = jnp.minimum(rows, n - 1)
+    if rows is None:
+        selected = jnp.arange(n)
+    else:
+        selected = jnp.asarray(rows)
+        if selected.ndim != 1 or not jnp.issubdtype(selected.dtype, jnp.integer):
+            raise ValueError(
+                f"rows must be a 1-D integer array of row indices; got {selected.dtype} "
+                f"{selected.shape}"
+            )
+    m = selected.shape[0]
+    if m == 0:
+        return jnp.zeros((), Y.dtype)
+    b = min(block_size, m)
+    n_blocks = -(-m // b)
+    slots = jnp.arange(n_blocks * b)
+    valid = (slots < m).reshape(n_blocks, b)
+    rows = selected[jnp.minimum(slots, m - 1)].reshape(n_blocks, b)
 
     def dist(P, idx):
         sq = squared_differences(P[idx], P)

@@ -72,6 +72,13 @@ def test_blocked_function_target_missing_entries_and_transform():
     )
 
 
+def test_blocked_rows_subset_is_the_loss_over_those_rows():
+    rows = np.array([3, 0, 36, 17, 3])
+    err = (np.asarray(pairwise_distances(Y)) - T) ** 2
+    got = blocked_distance_loss(Y, Z, rows=jnp.asarray(rows), block_size=2)
+    np.testing.assert_allclose(got, err[rows].mean(), rtol=1e-12)
+
+
 def test_gradients_finite_with_coincident_points():
     Yd = np.concatenate([Y[:4], Y[:4]])
     Zd = Z[:8]
@@ -109,6 +116,7 @@ def test_blocked_memory_is_linear_in_n():
         (lambda: blocked_distance_loss(Y, Z[:5]), ValueError, "target coordinates"),
         (lambda: blocked_distance_loss(np.stack([Y, Y]), Z), ValueError, "vmap"),
         (lambda: blocked_distance_loss(Y, Z, block_size=0), ValueError, "block_size"),
+        (lambda: blocked_distance_loss(Y, Z, rows=np.ones(3)), ValueError, "rows must be"),
         (
             lambda: blocked_distance_loss(Y, lambda r: jnp.zeros((3, 3))),
             ValueError,

@@ -43,6 +43,19 @@ def test_noise_free_recovery_float64():
     np.testing.assert_allclose(res.Y.mean(0), 0.0, atol=1e-12)
 
 
+def test_randomized_solver_matches_eigh():
+    exact = classical_mds(D_TRUE, solver="randomized")
+    assert int(exact.status) == Status.SUCCESS
+    assert float(align(exact.Y, Y_TRUE, reflection=True).rmsd) <= 1e-8
+    D = np.stack([_noisy(D_TRUE, 0.2), _noisy(D_TRUE, 0.05, seed=1)])
+    fast = classical_mds(D, solver="randomized")
+    full = classical_mds(D, solver="eigh")
+    np.testing.assert_allclose(fast.stress, full.stress, rtol=1e-4)  # a start, not exact
+    np.testing.assert_array_equal(fast.status, [Status.NOT_PSD] * 2)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        classical_mds(D_TRUE, solver="lanczos")
+
+
 def test_matches_numpy_reference_gram():
     J = np.eye(N) - 1 / N
     G = -0.5 * J @ D_TRUE**2 @ J
