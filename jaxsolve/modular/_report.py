@@ -137,7 +137,8 @@ def _plot_histograms(plt, results, path: Path) -> None:
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    # a "|" inside a cell (as in |m|) would end the cell: escape it
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
 

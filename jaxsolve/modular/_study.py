@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -120,6 +121,13 @@ def _nums(a) -> list:
 
 
 def _summarise(entry: StudyEntry, raw: dict[str, Any], edges: np.ndarray) -> dict[str, Any]:
+    # A diverged run has all-NaN windows: they become None in the JSON, without a warning each.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _summarise_quietly(entry, raw, edges)
+
+
+def _summarise_quietly(entry: StudyEntry, raw: dict[str, Any], edges: np.ndarray) -> dict:
     acc = raw["test_accuracy"]
     n_windows = len(raw["eval_steps"])
     finite = raw["finite"].astype(bool)
