@@ -289,6 +289,21 @@ def _explanation(results: dict[str, Any]) -> list[str]:
         f"gradient did not choose: the gradient is a local slope of a sawtooth whose teeth are "
         f"narrower than one optimizer step.",
     ]
+    hw, hp = wmod["histogram"], plain["histogram"]
+    lines.append(
+        f"* **The effective weights shrink to the size of m.** In the first layer the trained "
+        f"w-mod network's mean |w mod m| is {_fmt(hw['first_layer_final_mean_abs'])} against "
+        f"{_fmt(hp['first_layer_final_mean_abs'])} for the plain network's |w|; the final mean |m| "
+        f"over all layers is {_fmt(d['mean_abs_m_final'])}."
+    )
+    lines.append(
+        f"* **Wrapping alone is not what kills learning: the b-mod layer wraps too** "
+        f"({_pct(db['wrapped_fraction_final'])} % of its biases at the end, because a bias that "
+        f"turns negative wraps to b + m), but it has only {db['modded_entries']} entries, they "
+        f"change tooth {_fmt(db['tooth_changes_per_step'], '.1f')} times per step, m changes "
+        f"sign {_fmt(db['m_sign_flips_per_step'], '.2f')} times per step, and the kernels, which "
+        f"carry the network, are untouched."
+    )
     sgd_w = runs.get("w_mod/sgd")
     if sgd_w and sgd_w["nonfinite_steps"]:
         first = [f for f in sgd_w["first_nonfinite_step"] if f is not None]

@@ -165,6 +165,15 @@ def _summarise_quietly(entry: StudyEntry, raw: dict[str, Any], edges: np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(finite, raw["grad_norm_m"] / raw["grad_norm_w"], np.nan)
     n_mod = raw["n_modded_entries"]
+    # Once the loss is non-finite the parameters are NaN and "k changed" / "sign changed" are
+    # true for every entry: count the diagnostics over the finite steps only.
+    live = finite & np.isfinite(raw["eff_change"])
+    wrapped, teeth, flips, eff = (
+        np.where(live, raw[k].astype(float), np.nan)
+        for k in ("wrapped", "tooth_changes", "m_sign_flips", "eff_change")
+    )
+    last = [int(np.flatnonzero(row)[-1]) if row.any() else 0 for row in live]
+    wrapped_final = np.array([wrapped[i, t] for i, t in enumerate(last)])
     out["diagnostics"] = {
         "modded_entries": n_mod,
         "grad_ratio_median": _num(np.nanmedian(ratio)) if np.isfinite(ratio).any() else None,
@@ -172,18 +181,17 @@ def _summarise_quietly(entry: StudyEntry, raw: dict[str, Any], edges: np.ndarray
         "grad_ratio_curve": _nums(np.nanmedian(_window(ratio, n_windows, np.nanmedian), 0))
         if np.isfinite(ratio).any()
         else [None] * n_windows,
+        "diagnostics_over_finite_steps_only": True,
         "wrapped_fraction_init": _num(raw["wrapped"][:, 0].mean()),
-        "wrapped_fraction_final": _num(raw["wrapped"][:, -1].mean()),
-        "wrapped_fraction_curve": _nums(_window(raw["wrapped"], n_windows).mean(0)),
-        "tooth_changes_per_step": _num(raw["tooth_changes"].mean()),
-        "tooth_changes_fraction_per_step": _num(raw["tooth_changes"].mean() / max(n_mod, 1)),
-        "tooth_changes_curve": _nums(
-            _window(raw["tooth_changes"].astype(float), n_windows).mean(0)
-        ),
-        "m_sign_flips_per_step": _num(raw["m_sign_flips"].mean()),
-        "m_sign_flips_curve": _nums(_window(raw["m_sign_flips"].astype(float), n_windows).mean(0)),
-        "effective_change_per_step_median": _num(np.nanmedian(raw["eff_change"]))
-        if np.isfinite(raw["eff_change"]).any()
+        "wrapped_fraction_final": _num(np.nanmean(wrapped_final)),
+        "wrapped_fraction_curve": _nums(np.nanmean(_window(wrapped, n_windows), 0)),
+        "tooth_changes_per_step": _num(np.nanmean(teeth)),
+        "tooth_changes_fraction_per_step": _num(np.nanmean(teeth) / max(n_mod, 1)),
+        "tooth_changes_curve": _nums(np.nanmean(_window(teeth, n_windows), 0)),
+        "m_sign_flips_per_step": _num(np.nanmean(flips)),
+        "m_sign_flips_curve": _nums(np.nanmean(_window(flips, n_windows), 0)),
+        "effective_change_per_step_median": _num(np.nanmedian(eff))
+        if np.isfinite(eff).any()
         else None,
         "effective_sign_equals_m_sign": _num(np.nanmean(raw["m_sign_agreement"])),
         "mean_abs_m_final": _num(np.nanmean(raw["m_abs_final"])),
