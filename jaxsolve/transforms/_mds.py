@@ -501,22 +501,23 @@ def refine_mds(
         raise ValueError(f"init must have N = {n} rows to match D {D.shape}; got {Y0.shape}")
     if check and _is_concrete(D, mask):
         check_distance_matrix(D, mask, squared=squared)
-    W = _pair_weights(D, mask, weights)
     return _refine(
         D,
-        W,
+        mask,
+        weights,
         Y0,
         method=method,
         max_steps=max_steps,
         rtol=rtol,
         learning_rate=learning_rate,
         squared=squared,
-        unit=mask is None and weights is None,
     )
 
 
-@functools.partial(jax.jit, static_argnames=("method", "max_steps", "squared", "unit"))
-def _refine(D, W, Y0, *, method, max_steps, rtol, learning_rate, squared, unit) -> MDSResult:
+@functools.partial(jax.jit, static_argnames=("method", "max_steps", "squared"))
+def _refine(D, mask, weights, Y0, *, method, max_steps, rtol, learning_rate, squared):
+    W = _pair_weights(D, mask, weights)
+    unit = mask is None and weights is None
     finite, in_status = _input_status(D, W)
     target = jnp.where((W > 0) & jnp.isfinite(D), D, 0.0)
     if squared:
@@ -601,6 +602,27 @@ def mds(
     max_steps = check_int(max_steps, "max_steps", low=0)
     if check and _is_concrete(D, mask):
         check_distance_matrix(D, mask, squared=squared)
+    if mask is not None:
+        _as_mask(mask, D.shape)
+    if weights is not None:
+        _as_mask(weights, D.shape, "weights")
+    # One compiled computation from here on: no eager N×N passes between the stages.
+    return _mds(
+        D,
+        mask,
+        weights,
+        rtol,
+        learning_rate,
+        dim=dim,
+        method=method,
+        max_steps=max_steps,
+        squared=squared,
+        start=start,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("dim", "method", "max_steps", "squared", "start"))
+def _mds(D, mask, weights, rtol, learning_rate, *, dim, method, max_steps, squared, start):
     W = _pair_weights(D, mask, weights)
     if mask is None:
         start_D = D
@@ -620,12 +642,12 @@ def mds(
         return initial
     return _refine(
         D,
-        W,
+        mask,
+        weights,
         initial.Y,
         method=method,
         max_steps=max_steps,
         rtol=rtol,
         learning_rate=learning_rate,
         squared=squared,
-        unit=mask is None and weights is None,
     )
