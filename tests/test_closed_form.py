@@ -1,0 +1,200 @@
+"""Closed forms (cholesky, eigh, sqrt, auto) and nearest_psd against float64 NumPy/SciPy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+from helpers import (
+    CLOSED_FORMS,
+    best_rank_k_psd_ref,
+    best_rank_k_residual,
+    eps,
+    gram,
+    is_psd,
+    nearest_psd_ref,
+    rel_error,
+    rel_residual,
+    skew,
+    sym,
+)
+from jax.test_util import check_grads
+
+import jaxsolve
+from jaxsolve import Status, nearest_psd, solve
+
+N = 10
+C_PD = jaxsolve.random_psd(N, cond=1e3, seed=11)
+C_INDEF = jaxsolve.random_psd(N, cond=1e2, negative=3, seed=12)
+TOL64 = 50 * N * eps(np.float64)
+
+
+@pytest.mark.parametrize("method", CLOSED_FORMS)
+def test_pd_matches_reference(method):
+    sol = solve(C_PD, method=method)
+    assert sol.X.shape == (N, N) and sol.X.dtype == jnp.float64
+    assert int(sol.status) == Status.SUCCESS and int(sol.steps) == 0
+    assert rel_error(gram(sol.X), C_PD) < TOL64
+    # the reported residual is the true one
+    np.testing.assert_allclose(float(sol.residual), rel_residual(sol.X, C_PD), atol=1e-16)
+
+
+def test_cholesky_lower_triangular_equals_numpy():
+    sol = solve(C_PD, method="cholesky")
+    L = np.asarray(sol.X)
+    assert np.all(np.triu(L, 1) == 0.0)
+    assert np.all(np.diag(L) > 0)
+    np.testing.assert_allclose(L, np.linalg.cholesky(C_PD), rtol=1e-10, atol=1e-14)
+
+
+def test_auto_is_cholesky_on_pd_and_eigh_otherwise():
+    np.testing.assert_array_equal(
+        np.asarray(solve(C_PD, method="auto").X), np.asarray(solve(C_PD, method="cholesky").X)
+    )
+    auto, eigh = solve(C_INDEF, method="auto"), solve(C_INDEF, method="eigh")
+    assert int(auto.status) == Status.NOT_PSD
+    np.testing.assert_allclose(np.asarray(auto.X), np.asarray(eigh.X), atol=1e-14)
+
+
+def test_sqrt_symmetric_psd_and_equals_sqrtm():
+    X = np.asarray(solve(C_PD, method="sqrt").X)
+    np.testing.assert_allclose(X, X.T, atol=1e-14)
+    assert is_psd(X)
+    ref = scipy.linalg.sqrtm(C_PD).real
+    assert rel_error(X, ref) < 1e-12
+
+
+def test_sqrt_of_indefinite_is_root_of_nearest_psd():
+    X = np.asarray(solve(C_INDEF, method="sqrt").X)
+    np.testing.assert_allclose(X, X.T, atol=1e-14)
+    assert is_psd(X)
+    assert rel_error(X @ X, nearest_psd_ref(C_INDEF)) < TOL64
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, N])
+@pytest.mark.parametrize("C", [C_PD, C_INDEF], ids=["pd", "indefinite"])
+def test_eigh_rank_k_is_eckart_young(C, k):
+    sol = solve(C, method="eigh", rank=k)
+    assert sol.X.shape == (N, k)
+    best = best_rank_k_residual(C, k)
+    np.testing.assert_allclose(float(sol.residual), best, rtol=1e-10, atol=TOL64)
+    # the product itself is the best approximation (the spectra here have no ties)
+    assert rel_error(gram(sol.X), best_rank_k_psd_ref(C, k)) < 1e-10
+    # columns are ordered by decreasing eigenvalue
+    norms = np.linalg.norm(np.asarray(sol.X), axis=0)
+    assert np.all(np.diff(norms) <= 1e-12)
+
+
+@pytest.mark.parametrize("k", [2, 6])
+def test_sqrt_rank_k_is_symmetric_root_of_best_approximation(k):
+    sol = solve(C_PD, method="sqrt", rank=k)
+    X = np.asarray(sol.X)
+    assert X.shape == (N, N)
+    np.testing.assert_allclose(X, X.T, atol=1e-14)
+    assert np.linalg.matrix_rank(X, tol=1e-8) == k
+    assert rel_error(X @ X, best_rank_k_psd_ref(C_PD, k)) < 1e-10
+    np.testing.assert_allclose(float(sol.residual), best_rank_k_residual(C_PD, k), rtol=1e-10)
+
+
+@pytest.mark.parametrize("method", CLOSED_FORMS)
+@pytest.mark.parametrize("C", [C_PD, C_INDEF, C_PD + skew(N, 1e-3)], ids=["pd", "indef", "skew"])
+def test_unmeasured_residual_equals_measured(method, C):
+    """measure_residual=False reports the residual from the eigenvalues; same number."""
+    measured = solve(C, method=method)
+    spectral = solve(C, method=method, measure_residual=False)
+    np.testing.assert_array_equal(np.asarray(measured.X), np.asarray(spectral.X))
+    np.testing.assert_allclose(
+        float(spectral.residual), float(measured.residual), rtol=1e-8, atol=TOL64
+    )
+
+
+# --- nearest_psd ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "C",
+    [
+        C_INDEF,
+        C_INDEF + skew(N, 0.3, seed=1),  # non-symmetric: Higham symmetrises first
+        np.random.default_rng(3).standard_normal((N, N)),
+    ],
+    ids=["indefinite", "indefinite+skew", "gaussian"],
+)
+def test_nearest_psd_matches_numpy(C):
+    P = np.asarray(nearest_psd(C))
+    np.testing.assert_allclose(P, nearest_psd_ref(C), atol=1e-13 * np.abs(C).max())
+    np.testing.assert_allclose(P, P.T, atol=1e-14)
+    assert is_psd(P)
+    # idempotent
+    np.testing.assert_allclose(np.asarray(nearest_psd(P)), P, atol=1e-13 * np.abs(P).max())
+    # no PSD matrix is closer: e.g. not the PD reference, not the zero matrix
+    d = np.linalg.norm(P - C)
+    assert d <= np.linalg.norm(C_PD - C) and d <= np.linalg.norm(C)
+
+
+def test_nearest_psd_keeps_psd_input_and_batches():
+    np.testing.assert_allclose(np.asarray(nearest_psd(C_PD)), C_PD, atol=1e-14)
+    B = np.stack([[C_PD, C_INDEF], [-C_PD, C_INDEF.T]])  # (2, 2, N, N)
+    out = np.asarray(nearest_psd(B))
+    assert out.shape == B.shape
+    np.testing.assert_allclose(out, nearest_psd_ref(B), atol=1e-13)
+    np.testing.assert_allclose(out[1, 0], 0.0, atol=1e-14)  # -PD projects to 0
+    assert nearest_psd(np.zeros((3, 0, 0))).shape == (3, 0, 0)
+
+
+def test_nearest_psd_bad_input_names_C():
+    with pytest.raises(ValueError, match="C"):
+        nearest_psd(np.ones((3, 4)))
+    with pytest.raises(TypeError, match="C"):
+        nearest_psd(np.eye(3) * 1j)
+
+
+def test_nearest_psd_gradient_matches_finite_differences():
+    f = jax.jit(nearest_psd)  # jit: check_grads makes many calls
+    check_grads(f, (jnp.asarray(C_INDEF),), order=1, modes=("fwd", "rev"))
+
+
+def test_nearest_psd_derivative_at_repeated_eigenvalues():
+    """At the identity (one eigenvalue, repeated) nearest_psd is the identity map nearby: its
+    derivative is the symmetrisation, and must not be NaN (JAX's eigh derivative is)."""
+    D = np.random.default_rng(4).standard_normal((4, 4))
+    jvp = jax.jit(lambda c, d: jax.jvp(nearest_psd, (c,), (d,))[1])
+    np.testing.assert_allclose(np.asarray(jvp(jnp.eye(4), D)), sym(D), atol=1e-12)
+    # and -I projects to 0 nearby: zero derivative
+    np.testing.assert_allclose(np.asarray(jvp(-jnp.eye(4), D)), 0.0, atol=1e-12)
+    grad = jax.jit(jax.grad(lambda c: jnp.sum(jnp.sin(nearest_psd(c)))))(jnp.eye(4))
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
+# --- derivatives of the closed forms -------------------------------------------------------
+
+
+def _gram_of(method):
+    def f(c):
+        X = solve(c, method=method).X
+        return X @ X.T
+
+    return jax.jit(f)
+
+
+@pytest.mark.parametrize("method", ["cholesky", "sqrt", "eigh"])
+def test_gradients_match_finite_differences_on_generic_pd(method):
+    C = jnp.asarray(jaxsolve.random_psd(5, cond=10, seed=3))
+    check_grads(_gram_of(method), (C,), order=1, modes=("fwd", "rev"))
+
+
+def test_sqrt_gradient_matches_finite_differences_on_generic_pd():
+    C = jnp.asarray(jaxsolve.random_psd(5, cond=10, seed=3))
+    f = jax.jit(lambda c: solve(c, method="sqrt").X)
+    check_grads(f, (C,), order=1, modes=("fwd", "rev"))
+
+
+def test_sqrt_derivative_finite_at_identity():
+    """d sqrt(I + tD)/dt at 0 is sym(D)/2; repeated eigenvalues must not give NaN."""
+    D = np.random.default_rng(5).standard_normal((4, 4))
+    jvp = jax.jit(lambda c, d: jax.jvp(lambda c: solve(c, method="sqrt").X, (c,), (d,))[1])
+    np.testing.assert_allclose(np.asarray(jvp(jnp.eye(4), D)), sym(D) / 2, atol=1e-12)
+    grad = jax.jit(jax.grad(lambda c: jnp.sum(jnp.cos(solve(c, method="sqrt").X))))(jnp.eye(4))
+    assert np.all(np.isfinite(np.asarray(grad)))
+    # d/dC Σ cos(sqrt(C)) at I = -sin(1)/2 on the diagonal, 0 elsewhere
+    np.testing.assert_allclose(np.asarray(grad), -np.sin(1.0) / 2 * np.eye(4), atol=1e-12)
