@@ -27,8 +27,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxsolve.transforms import align, mds, pairwise_distances
-from jaxsolve.transforms._training import SequenceToCoords, chain_dataset
+from jaxsolve.transforms import SequenceToCoords, align, chain_dataset, mds, pairwise_distances
 
 N = 16  # sequence length = number of points
 TRAIN, TEST = 256, 64

@@ -5,6 +5,8 @@
 * Large N: :func:`distance_loss` (no N×N×d) and :func:`blocked_distance_loss` (no N×N).
 * Inverse: :func:`classical_mds`, :func:`refine_mds` (SMACOF / Adam, with a mask),
   :func:`mds` (both), :func:`stress`; compare coordinates with :func:`align` (Kabsch).
+* Training through a transform: :class:`SequenceToCoords` (an ``nnx`` GRU → (N, 3)),
+  :func:`chain_dataset`, :func:`transform_loss`, :func:`fit_through_transform`.
 
 See ``docs/transforms.md`` and ``examples/train_through_transform.py``.
 """
@@ -25,17 +27,24 @@ from ._mds import classical_mds as classical_mds
 from ._mds import mds as mds
 from ._mds import refine_mds as refine_mds
 from ._mds import stress as stress
+from ._training import SequenceToCoords as SequenceToCoords
+from ._training import chain_dataset as chain_dataset
+from ._training import fit_through_transform as fit_through_transform
+from ._training import transform_loss as transform_loss
 
 __all__ = [
     "Alignment",
     "MDSResult",
+    "SequenceToCoords",
     "align",
     "apply_pairwise",
     "blocked_distance_loss",
+    "chain_dataset",
     "check_distance_matrix",
     "classical_mds",
     "contact_map",
     "distance_loss",
+    "fit_through_transform",
     "gram",
     "mds",
     "pairwise_distances",
@@ -43,4 +52,5 @@ __all__ = [
     "rmsd",
     "squared_distances",
     "stress",
+    "transform_loss",
 ]

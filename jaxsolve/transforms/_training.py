@@ -7,7 +7,8 @@ and compares with the ``(N, N)`` targets; inference calls the model alone and ge
 
 * :class:`SequenceToCoords`: an ``nnx`` recurrent model, ``(batch, N)`` → ``(batch, N, 3)``.
 * :func:`chain_dataset`: synthetic sequences and the coordinates they fold into.
-* :func:`fit`: full-batch Adam through any transform, all steps in one compiled ``lax.scan``.
+* :func:`fit_through_transform`: full-batch Adam through any transform, all steps in one
+  compiled ``lax.scan``.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def transform_loss(
     return jnp.mean((transform(model(x)) - targets) ** 2)
 
 
-def fit(
+def fit_through_transform(
     model: nnx.Module,
     x: jax.Array,
     targets: jax.Array,

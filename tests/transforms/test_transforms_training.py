@@ -5,11 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxsolve.transforms import align, pairwise_distances
-from jaxsolve.transforms._training import (
+from jaxsolve.transforms import (
     SequenceToCoords,
+    align,
     chain_dataset,
-    fit,
+    fit_through_transform,
+    pairwise_distances,
     transform_loss,
 )
 
@@ -22,7 +23,7 @@ def test_loss_through_transform_falls_100x_and_inference_gives_coordinates():
 
     model = SequenceToCoords(hidden=32, rngs=nnx.Rngs(0))
     before = float(transform_loss(model, x, targets))
-    losses = fit(model, x, targets, steps=600, learning_rate=1e-2)
+    losses = fit_through_transform(model, x, targets, steps=600, learning_rate=1e-2)
     after = float(transform_loss(model, x, targets))
     assert losses.shape == (600,) and losses[0] == np.float32(before)
     assert np.all(np.isfinite(losses))
