@@ -94,6 +94,16 @@ def test_jit_vmap_batch_match_eager():
     assert list(eager.status) == [Status.SUCCESS, Status.SUCCESS, Status.NOT_PSD]
 
 
+def test_no_recompilation_for_new_data_or_tolerances():
+    from jaxsolve.transforms import _mds
+
+    D1, D2 = _noisy(D_TRUE, 0.1, seed=7), _noisy(D_TRUE, 0.1, seed=8)
+    mds(D1, rtol=1e-6)
+    before = _mds._mds._cache_size()
+    mds(D2, rtol=1e-8)  # new data and a new tolerance: traced, no recompilation
+    assert _mds._mds._cache_size() == before
+
+
 def test_noisy_distances_refine_lowers_stress_and_matches_sklearn_smacof():
     from sklearn.manifold import smacof
 
