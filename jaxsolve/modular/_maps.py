@@ -56,6 +56,22 @@ def _guard(w: ArrayLike, m: ArrayLike) -> tuple[jax.Array, jax.Array, jax.Array]
     return w, jnp.where(zero, jnp.ones_like(m), m), zero
 
 
+def _check_terms(terms) -> int:
+    if not isinstance(terms, int) or isinstance(terms, bool) or terms < 1:
+        raise ValueError(f"`terms` must be a positive int, got {terms!r}.")
+    return terms
+
+
+def _check_bound(bound) -> float:
+    try:
+        value = float(bound)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value >= 0:
+        raise ValueError(f"`bound` must be a non-negative number, got {bound!r}.")
+    return value
+
+
 def floor_mod(w: ArrayLike, m: ArrayLike) -> jax.Array:
     """Floor mod, ``jnp.mod`` semantics: ``w - m·floor(w/m)``; the result has the sign of ``m``.
 
@@ -110,8 +126,7 @@ def fourier_mod(w: ArrayLike, m: ArrayLike, terms: int = 8) -> jax.Array:
     as ``K → ∞`` (with Gibbs overshoot of about 9% of ``m`` next to each jump). At ``m = 0``: value
     0, derivatives 0. Note that the surrogate does not remove the growth of ``∂/∂m`` with ``|u|``.
     """
-    if not isinstance(terms, int) or isinstance(terms, bool) or terms < 1:
-        raise ValueError(f"`terms` must be a positive int, got {terms!r}.")
+    _check_terms(terms)
     w, safe_m, zero = _guard(w, m)
     theta = (2 * math.pi) * (w / safe_m)
     # sin(kθ) by the Chebyshev recurrence s_k = 2cos(θ)·s_{k-1} - s_{k-2}: two transcendental
@@ -153,9 +168,7 @@ def ste_mod(w: ArrayLike, m: ArrayLike, bound: float = 1.0) -> jax.Array:
     so ``‖∇m‖`` can never exceed ``bound·‖∂L/∂(w mod m)‖``. ``bound = 0`` stops the gradient to
     ``m`` (a frozen modulus as far as training is concerned). At ``m = 0``: value 0, derivatives 0.
     """
-    bound = float(bound)
-    if not bound >= 0:
-        raise ValueError(f"`bound` must be a non-negative number, got {bound!r}.")
+    bound = _check_bound(bound)
     w, m = jnp.asarray(w), jnp.asarray(m)
     dtype = jnp.result_type(w, m)
     if not jnp.issubdtype(dtype, jnp.floating):
@@ -188,8 +201,8 @@ def get_mod_map(name: str, **options):
             f"mod map {name!r} takes options {sorted(allowed)}, got unexpected {sorted(unknown)}."
         )
     fn = MOD_MAPS[name]
-    if name == "fourier":
-        fourier_mod(0.0, 1.0, **options)  # validate eagerly, at construction time
-    if name == "ste":
-        ste_mod(0.0, 1.0, **options)
+    if "terms" in options:  # validate now, at construction time, not at the first call
+        _check_terms(options["terms"])
+    if "bound" in options:
+        _check_bound(options["bound"])
     return functools.partial(fn, **options) if options else fn
