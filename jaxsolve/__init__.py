@@ -8,6 +8,10 @@ from ._compare import MethodResult as MethodResult
 from ._compare import compare as compare
 from ._iterative import scaled_gradient as scaled_gradient
 from ._problems import random_psd as random_psd
+from ._sharding import device_mesh as device_mesh
+from ._sharding import shard_batch as shard_batch
+from ._sharding import shard_rows as shard_rows
+from ._sharding import sharded_solve as sharded_solve
 from ._solution import Solution as Solution
 from ._solution import Status as Status
 from ._solve import METHODS as METHODS
@@ -38,8 +42,12 @@ __all__ = [
     "Status",
     "__version__",
     "compare",
+    "device_mesh",
     "nearest_psd",
     "random_psd",
     "scaled_gradient",
+    "shard_batch",
+    "shard_rows",
+    "sharded_solve",
     "solve",
 ]
