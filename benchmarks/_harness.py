@@ -1,0 +1,324 @@
+"""Shared benchmark machinery: x64, interleaved timing, result files, a ``main`` per module.
+
+Timing follows :func:`jaxsolve._compare.time_compiled` (compile ahead of time and report the
+compile time separately, warm up once, ``block_until_ready`` on every output, median of the
+timed calls) and adds one thing the shared, noisy CI machine needs: the candidates of one
+comparison are timed *interleaved*, round by round, and each round's time is divided by the
+baseline's time of the same round. The median of those per-round ratios is what the targets
+are judged on; load that drifts over seconds hits every candidate of a round alike.
+
+A benchmark module exposes ``run(quick: bool) -> dict`` (see :func:`report`) and ends with
+``if __name__ == "__main__": main(run)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+
+
+def enable_x64():
+    """Turn on float64 in this process (an application may; the library never does)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+# --- timing ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One thing to time: ``fn(*args)``; jitted (compiled ahead of time) unless ``jit=False``
+    (NumPy/SciPy/cvxpy baselines, or a function that is already compiled)."""
+
+    name: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+    jit: bool = True
+
+
+@dataclasses.dataclass
+class Timing:
+    name: str
+    median_s: float
+    min_s: float
+    compile_s: float
+    ratio: float  # median over rounds of time / baseline time in the same round
+    times_s: list[float]
+    output: Any = dataclasses.field(repr=False, default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("output")
+        return d
+
+
+def _block(out):
+    import jax
+
+    return jax.block_until_ready(out)
+
+
+def _jitted(fn):
+    """``fn`` itself if it is already jitted (its compile cache is then shared across calls
+    and candidates), else ``jax.jit(fn)``."""
+    import jax
+
+    return fn if hasattr(fn, "lower") else jax.jit(fn)
+
+
+def compile_candidate(c: Candidate) -> tuple[Callable[[], Any], float, Any]:
+    """(a zero-argument call, compile seconds, warm-up output) for a candidate."""
+    if not c.jit:
+        # NumPy/SciPy code, or an already-jitted function: the first call is the warm-up
+        # (for a jitted function it includes the compile, reported as ``compile_s``).
+        start = time.perf_counter()
+        out = _block(c.fn(*c.args))
+        return (lambda: c.fn(*c.args)), time.perf_counter() - start, out
+    start = time.perf_counter()
+    compiled = _jitted(c.fn).lower(*c.args).compile()
+    compile_s = time.perf_counter() - start
+    out = _block(compiled(*c.args))  # warm-up
+    return (lambda: compiled(*c.args)), compile_s, out
+
+
+def time_interleaved(
+    candidates: Sequence[Candidate], *, rounds: int = 5, baseline: str | None = None
+) -> dict[str, Timing]:
+    """Compile and warm up every candidate, then time ``rounds`` rounds in which each
+    candidate runs once (the order rotates from round to round). Returns a :class:`Timing`
+    per candidate with the median time and the median of per-round ratios to ``baseline``
+    (default: the first candidate)."""
+    baseline = candidates[0].name if baseline is None else baseline
+    calls, compile_s, outs = {}, {}, {}
+    for c in candidates:
+        calls[c.name], compile_s[c.name], outs[c.name] = compile_candidate(c)
+    names = [c.name for c in candidates]
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for n in order:
+            start = time.perf_counter()
+            outs[n] = _block(calls[n]())
+            times[n].append(time.perf_counter() - start)
+    result = {}
+    for n in names:
+        ratios = [t / b for t, b in zip(times[n], times[baseline], strict=True)]
+        result[n] = Timing(
+            name=n,
+            median_s=statistics.median(times[n]),
+            min_s=min(times[n]),
+            compile_s=compile_s[n],
+            ratio=statistics.median(ratios),
+            times_s=times[n],
+            output=outs[n],
+        )
+    return result
+
+
+def time_once(c: Candidate) -> Timing:
+    """Compile (reported) and time one call without a separate warm-up: for a baseline too
+    slow to repeat (a full eigh at N = 4096). A JAX CPU call has no first-call cost beyond
+    compilation, which is excluded."""
+    if c.jit:
+        start = time.perf_counter()
+        compiled = _jitted(c.fn).lower(*c.args).compile()
+        compile_s = time.perf_counter() - start
+    else:
+        compiled, compile_s = c.fn, 0.0
+    start = time.perf_counter()
+    out = _block(compiled(*c.args))
+    t = time.perf_counter() - start
+    return Timing(c.name, t, t, compile_s, math.nan, [t], out)
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    import jax
+
+    try:
+        load = os.getloadavg()
+    except OSError:  # pragma: no cover
+        load = (math.nan,) * 3
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15": [round(x, 2) for x in load],
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "x64": bool(jax.config.jax_enable_x64),
+        "threads": os.environ.get("JAXSOLVE_BENCH_THREADS", "1"),
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+def target(
+    issue: int | str, target: str, measured: str, met: bool | None, **detail: Any
+) -> dict[str, Any]:
+    """One row of the targets table; ``met=None`` for 'not measured'."""
+    return {"issue": issue, "target": target, "measured": measured, "met": met, **detail}
+
+
+def report(
+    name: str,
+    title: str,
+    *,
+    quick: bool,
+    targets: list[dict[str, Any]],
+    tables: list[dict[str, Any]],
+    notes: Sequence[str] = (),
+    wall_s: float | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The dict every benchmark ``run`` returns. ``tables``: ``{"title", "columns", "rows"}``."""
+    return {
+        "name": name,
+        "title": title,
+        "quick": quick,
+        "machine": machine_info(),
+        "wall_s": wall_s,
+        "process_cpu_s": time.process_time(),
+        "targets": targets,
+        "tables": tables,
+        "notes": list(notes),
+        "data": data or {},
+    }
+
+
+def _fmt_met(met: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "n/a"}[met]
+
+
+def _cell(x: Any) -> str:
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "–"
+        return f"{x:.3g}"
+    return str(x).replace("|", "\\|")
+
+
+def markdown(rep: dict[str, Any]) -> str:
+    m = rep["machine"]
+    lines = [
+        f"# {rep['title']}{' (quick)' if rep['quick'] else ''}",
+        "",
+        f"{m['date_utc']} UTC · jax {m['jax']} ({m['backend']}) · {m['cpu_count']} CPU cores · "
+        f"load average {m['load_average_1_5_15']} · x64 {m['x64']} · "
+        f"threads per library {m.get('threads', '?')}"
+        + (
+            f" · run took {rep['wall_s']:.0f} s wall, process CPU so far "
+            f"{rep.get('process_cpu_s', 0):.0f} s"
+            if rep.get("wall_s")
+            else ""
+        ),
+        "",
+        "Times are medians of interleaved rounds after compile + warm-up; *ratios* are the "
+        "median of per-round ratios against the baseline named in each table (the machine is "
+        "shared and noisy: trust ratios, not absolute times).",
+        "",
+        "## Targets",
+        "",
+        "| issue | target | measured | met? |",
+        "|---|---|---|---|",
+    ]
+    for t in rep["targets"]:
+        lines.append(
+            f"| {t['issue']} | {_cell(t['target'])} | {_cell(t['measured'])} | "
+            f"{_fmt_met(t['met'])} |"
+        )
+    for tab in rep["tables"]:
+        lines += ["", f"## {tab['title']}", ""]
+        if tab.get("caption"):
+            lines += [tab["caption"], ""]
+        lines.append("| " + " | ".join(tab["columns"]) + " |")
+        lines.append("|" + "---|" * len(tab["columns"]))
+        for row in tab["rows"]:
+            lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
+    if rep["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in rep["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if dataclasses.is_dataclass(x):
+        return x.to_dict() if hasattr(x, "to_dict") else dataclasses.asdict(x)
+    return str(x)
+
+
+def _sanitize(x: Any) -> Any:
+    """NaN/inf → None so the JSON is strict."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _sanitize(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_sanitize(v) for v in x]
+    return x
+
+
+def stem(name: str, quick: bool) -> str:
+    return os.path.join(RESULTS, name + ("_quick" if quick else ""))
+
+
+def write(rep: dict[str, Any], plot: Callable[[dict[str, Any], str], None] | None = None):
+    """Write ``<name>[_quick].json`` and ``.md`` under benchmarks/results/, and the PNG(s) by
+    ``plot(report, path_stem)``. Returns the stem."""
+    os.makedirs(RESULTS, exist_ok=True)
+    base = stem(rep["name"], rep["quick"])
+    clean = _sanitize(json.loads(json.dumps(rep, default=_json_default)))
+    with open(base + ".json", "w") as f:
+        json.dump(clean, f, indent=1, allow_nan=False)
+        f.write("\n")
+    with open(base + ".md", "w") as f:
+        f.write(markdown(rep))
+    if plot is not None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            plot(rep, base)
+        except ImportError:  # pragma: no cover - matplotlib is in the bench extra
+            print("matplotlib not installed: no plots", file=sys.stderr)
+    return base
+
+
+def print_targets(rep: dict[str, Any], file=sys.stdout) -> None:
+    print(f"\n== {rep.get('title', rep.get('name'))} ==", file=file)
+    for t in rep.get("targets", []):
+        print(f"[{_fmt_met(t.get('met')).strip('*'):>3}] {t['target']}: {t['measured']}", file=file)
+
+
+def main(run: Callable[[bool], dict[str, Any]], argv: Sequence[str] | None = None) -> int:
+    """Command line for one benchmark module: ``python -m benchmarks.<name> [--quick]``."""
+    parser = argparse.ArgumentParser(description=(run.__doc__ or "").strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
+    args = parser.parse_args(argv)
+    rep = run(args.quick)
+    print_targets(rep)
+    return 0

@@ -1,0 +1,334 @@
+"""Closed forms (issue 2): ``jaxsolve.solve`` against the bare ``jnp.linalg`` call and NumPy.
+
+    python -m benchmarks.closed_forms [--quick]
+
+For method in (cholesky, eigh), dtype in (float64, float32) and N = 8 … 2048 (quick: … 512),
+each comparison times, interleaved in the same process:
+
+- ``jnp``: ``jax.jit(jnp.linalg.cholesky)`` / ``jax.jit(jnp.linalg.eigh)`` — the baseline;
+- ``solve``: ``jax.jit(partial(jaxsolve.solve, method=m))`` (default ``measure_residual=True``:
+  the residual forms X·Xᵀ, an extra O(N³) matmul);
+- ``solve_nr``: the same with ``measure_residual=False`` (residual from the eigenvalues);
+- ``numpy``: ``np.linalg.cholesky`` / ``np.linalg.eigh`` (stacked for batches).
+
+Batches: 100,000 3×3 and 10,000 8×8 (baseline NumPy's stacked linalg).
+
+Targets: solve adds ≤ 10 % over the direct ``jnp.linalg`` call; batched small matrices at
+least as fast as NumPy's stacked linalg.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+
+from benchmarks import _harness as H
+
+METHODS = ("cholesky", "eigh")
+TOL_OVERHEAD = 1.10
+
+
+def _jnp_fn(method):
+    import jax.numpy as jnp
+
+    return jnp.linalg.cholesky if method == "cholesky" else jnp.linalg.eigh
+
+
+def _np_fn(method):
+    return np.linalg.cholesky if method == "cholesky" else np.linalg.eigh
+
+
+def _rounds(method, n, batch):
+    if batch:
+        return 7
+    if method == "eigh" and n >= 2048:
+        return 2
+    if method == "eigh" and n >= 1024:
+        return 3
+    return 9 if n <= 128 else 5
+
+
+def compare_one(method, C_np, *, rounds, baseline):
+    import jax.numpy as jnp
+
+    import jaxsolve
+
+    C = jnp.asarray(C_np)
+    cands = [
+        H.Candidate("jnp", _jnp_fn(method), (C,)),
+        H.Candidate("solve", functools.partial(jaxsolve.solve, method=method), (C,)),
+        H.Candidate(
+            "solve_nr",
+            functools.partial(jaxsolve.solve, method=method, measure_residual=False),
+            (C,),
+        ),
+        H.Candidate("numpy", _np_fn(method), (C_np,), jit=False),
+    ]
+    t = H.time_interleaved(cands, rounds=rounds, baseline=baseline)
+    res = {k: float(np.max(np.asarray(t[k].output.residual))) for k in ("solve", "solve_nr")}
+    status = int(np.max(np.asarray(t["solve"].output.status)))
+    return t, res, status
+
+
+def run(quick: bool) -> dict:
+    """Closed forms through jaxsolve.solve vs jnp.linalg and NumPy (issue 2)."""
+    H.enable_x64()
+    import jaxsolve
+
+    start = time.perf_counter()
+    sizes = [8, 32, 128, 512] if quick else [8, 32, 128, 512, 1024, 2048]
+    f32_max = 512 if quick else 1024
+    batches = [(20_000, 3), (2_000, 8)] if quick else [(100_000, 3), (10_000, 8)]
+
+    rows, sweep = [], []
+    for dtype in (np.float64, np.float32):
+        for method in METHODS:
+            for n in sizes:
+                if dtype == np.float32 and n > f32_max:
+                    continue
+                C = jaxsolve.random_psd(n, cond=100.0, seed=n).astype(dtype)
+                t, res, status = compare_one(
+                    method, C, rounds=_rounds(method, n, False), baseline="jnp"
+                )
+                rec = {
+                    "method": method,
+                    "dtype": np.dtype(dtype).name,
+                    "n": n,
+                    "batch": 1,
+                    "times": {k: v.to_dict() for k, v in t.items()},
+                    "residual": res,
+                    "status": status,
+                }
+                sweep.append(rec)
+                rows.append(_row(rec))
+                print(_summary(rec), flush=True)
+
+    batch_recs, batch_rows = [], []
+    for dtype in (np.float64, np.float32):
+        for b, n in batches:
+            C = jaxsolve.random_psd(n, cond=100.0, seed=n, batch=(b,)).astype(dtype)
+            for method in METHODS:
+                t, res, status = compare_one(method, C, rounds=7, baseline="numpy")
+                rec = {
+                    "method": method,
+                    "dtype": np.dtype(dtype).name,
+                    "n": n,
+                    "batch": b,
+                    "times": {k: v.to_dict() for k, v in t.items()},
+                    "residual": res,
+                    "status": status,
+                }
+                batch_recs.append(rec)
+                batch_rows.append(_row(rec, baseline="numpy"))
+                print(_summary(rec, baseline="numpy"), flush=True)
+
+    n_parts = 512
+    parts = _parts(jaxsolve.random_psd(n_parts, cond=100.0, seed=1), "single")
+    bb, bn = batches[1]
+    parts += _parts(jaxsolve.random_psd(bn, cond=100.0, seed=2, batch=(bb,)), "batch")
+    targets = _targets(sweep, batch_recs)
+    cols = [
+        "method", "dtype", "N", "batch", "jnp [ms]", "solve [ms]", "solve_nr [ms]",
+        "numpy [ms]", "solve/base", "solve_nr/base", "numpy/base", "jnp/base",
+        "residual (solve)", "residual (nr)", "compile solve [s]",
+    ]  # fmt: skip
+    rep = H.report(
+        "closed_forms",
+        "Closed forms: jaxsolve.solve vs jnp.linalg vs NumPy (issue 2)",
+        quick=quick,
+        targets=targets,
+        tables=[
+            {
+                "title": "Single matrices (baseline: jitted jnp.linalg call)",
+                "caption": "C = random_psd(N, cond=100). `solve` measures the residual by "
+                "forming X·Xᵀ (default); `solve_nr` uses measure_residual=False.",
+                "columns": cols,
+                "rows": rows,
+            },
+            {
+                "title": "Batches of small matrices (baseline: NumPy stacked linalg)",
+                "columns": cols,
+                "rows": batch_rows,
+            },
+            {
+                "title": "Where solve(method='cholesky') spends its time (float64)",
+                "caption": "Each piece of solve's graph jitted and timed alone, interleaved "
+                "(median of 7); '× jnp' is the time over jnp.linalg.cholesky's on the same "
+                "input. Pieces overlap a little with what XLA fuses in the whole solve.",
+                "columns": ["input", "piece", "time [ms]", "× jnp.linalg.cholesky"],
+                "rows": parts,
+            },
+        ],
+        notes=_notes(sweep, batch_recs),
+        wall_s=time.perf_counter() - start,
+        data={"sweep": sweep, "batches": batch_recs, "cholesky_parts": parts},
+    )
+    H.write(rep, plot)
+    return rep
+
+
+def _parts(C_np, label):
+    """solve(method='cholesky')'s graph in pieces, each jitted and timed alone."""
+    import jax
+    import jax.numpy as jnp
+
+    import jaxsolve
+    from jaxsolve._closed_form import cholesky_factor, symmetric_part
+    from jaxsolve._solve import _symmetry_status, relative_residual
+
+    C = jnp.asarray(C_np)
+    n = C.shape[-1]
+    flat = C.reshape(-1, n, n)
+
+    def prologue(C):
+        finite = jnp.all(jnp.isfinite(C), axis=(-2, -1))
+        safe = jnp.where(finite[..., None, None], C, jnp.eye(n, dtype=C.dtype))
+        S = symmetric_part(safe)
+        return S, _symmetry_status(safe, S), finite
+
+    L = jnp.linalg.cholesky(C)
+    pieces = [
+        ("jnp.linalg.cholesky (baseline)", jnp.linalg.cholesky, (C,)),
+        ("whole solve, measure_residual=False",
+         functools.partial(jaxsolve.solve, method="cholesky", measure_residual=False), (C,)),
+        ("prologue: isfinite, where, (C+Cᵀ)/2, skew norm", prologue, (C,)),
+        ("vmap(cholesky_factor): cholesky + isfinite(L) + where",
+         jax.vmap(lambda s: cholesky_factor(s, n)), (flat,)),
+        ("residual by X·Xᵀ (measure_residual=True)", relative_residual, (L, C)),
+        ("residual from eigenvalues: ‖C‖_F only",
+         lambda c: jnp.linalg.norm(c, axis=(-2, -1)), (C,)),
+    ]  # fmt: skip
+    t = H.time_interleaved([H.Candidate(p[0], p[1], p[2]) for p in pieces], rounds=7)
+    shape = "×".join(str(d) for d in C.shape)
+    return [[f"{label} {shape}", p[0], 1e3 * t[p[0]].median_s, t[p[0]].ratio] for p in pieces]
+
+
+def _row(rec, baseline="jnp"):
+    t = rec["times"]
+    ms = {k: 1e3 * v["median_s"] for k, v in t.items()}
+    r = {k: v["ratio"] for k, v in t.items()}
+    return [
+        rec["method"], rec["dtype"], rec["n"], rec["batch"],
+        ms["jnp"], ms["solve"], ms["solve_nr"], ms["numpy"],
+        r["solve"], r["solve_nr"], r["numpy"], r["jnp"],
+        rec["residual"]["solve"], rec["residual"]["solve_nr"], t["solve"]["compile_s"],
+    ]  # fmt: skip
+
+
+def _summary(rec, baseline="jnp"):
+    r = {k: v["ratio"] for k, v in rec["times"].items()}
+    return (
+        f"{rec['method']:8s} {rec['dtype']} N={rec['n']:5d} batch={rec['batch']:6d} "
+        f"base={baseline} {1e3 * rec['times'][baseline]['median_s']:9.3f} ms  "
+        + "  ".join(f"{k}={v:.2f}" for k, v in r.items())
+    )
+
+
+def _fmt_ratios(recs, key):
+    return ", ".join(f"{r['n']}: {r['times'][key]['ratio']:.2f}" for r in recs)
+
+
+def _targets(sweep, batch_recs):
+    out = []
+    for dtype in ("float64", "float32"):
+        for method in METHODS:
+            recs = [r for r in sweep if r["method"] == method and r["dtype"] == dtype]
+            if not recs:
+                continue
+            for key, label in (("solve_nr", "measure_residual=False"), ("solve", "default")):
+                bad = [r["n"] for r in recs if r["times"][key]["ratio"] > TOL_OVERHEAD]
+                big = [r for r in recs if r["n"] >= 512]
+                out.append(
+                    H.target(
+                        2,
+                        f"solve(method='{method}', {label}) ≤ 1.10× jnp.linalg.{method}, "
+                        f"{dtype}, all N",
+                        f"ratio by N: {_fmt_ratios(recs, key)}"
+                        + (f" (over 1.10 at N = {bad})" if bad else ""),
+                        not bad,
+                    )
+                )
+                if bad and big:
+                    big_bad = [r["n"] for r in big if r["times"][key]["ratio"] > TOL_OVERHEAD]
+                    out.append(
+                        H.target(
+                            2,
+                            f"… same, N ≥ 512 only ({method}, {label}, {dtype})",
+                            f"over 1.10 at N = {big_bad}" if big_bad else "all ≤ 1.10",
+                            not big_bad,
+                        )
+                    )
+    for r in batch_recs:
+        for key, label in (("solve_nr", "measure_residual=False"), ("solve", "default")):
+            ratio = r["times"][key]["ratio"]
+            out.append(
+                H.target(
+                    2,
+                    f"{r['batch']:,} × {r['n']}×{r['n']} {r['dtype']}: solve(method="
+                    f"'{r['method']}', {label}) ≤ 1.0× NumPy stacked",
+                    f"{ratio:.2f}× NumPy (jnp.linalg direct: {r['times']['jnp']['ratio']:.2f}×)",
+                    ratio <= 1.0,
+                )
+            )
+    return out
+
+
+def _notes(sweep, batch_recs):
+    return [
+        "The default measure_residual=True forms X·Xᵀ to measure ‖X·Xᵀ − C‖: one N×N×N "
+        "matmul (2N³ flops) on top of Cholesky's N³/3, so it cannot be within 10 % of a bare "
+        "Cholesky at large N; measure_residual=False is the mode the 10 % target is judged on.",
+        "Small N (8, 32) single matrices: both sides take microseconds; the ratio there "
+        "measures solve's fixed per-call work (finite check, symmetrisation, symmetry and "
+        "PSD statuses, residual) against one LAPACK call.",
+    ]
+
+
+def plot(rep, base):
+    import matplotlib.pyplot as plt
+
+    sweep = rep["data"]["sweep"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, method in zip(axes[:2], METHODS, strict=True):
+        for dtype, ls in (("float64", "-"), ("float32", "--")):
+            recs = [r for r in sweep if r["method"] == method and r["dtype"] == dtype]
+            if not recs:
+                continue
+            ns = [r["n"] for r in recs]
+            for key, color in (("solve", "C0"), ("solve_nr", "C1"), ("numpy", "C2")):
+                ax.plot(
+                    ns,
+                    [r["times"][key]["ratio"] for r in recs],
+                    ls,
+                    color=color,
+                    marker="o",
+                    label=f"{key} {dtype}",
+                )
+        ax.axhline(TOL_OVERHEAD, color="k", lw=0.8, ls=":", label="1.10 target")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("N")
+        ax.set_ylabel(f"time / jnp.linalg.{method}")
+        ax.set_title(f"{method}: ratio to the direct jnp.linalg call")
+        ax.legend(fontsize=7)
+    ax = axes[2]
+    recs = rep["data"]["batches"]
+    labels = [f"{r['method']}\n{r['batch']}×{r['n']}²\n{r['dtype'][-2:]}" for r in recs]
+    x = np.arange(len(recs))
+    for i, key in enumerate(("jnp", "solve", "solve_nr")):
+        ax.bar(x + (i - 1) * 0.27, [r["times"][key]["ratio"] for r in recs], 0.27, label=key)
+    ax.axhline(1.0, color="k", lw=0.8, ls=":", label="NumPy")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("time / NumPy stacked")
+    ax.set_title("batches: ratio to NumPy")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(base + ".png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(H.main(run))
