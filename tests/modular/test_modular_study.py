@@ -111,3 +111,40 @@ def test_cli_bad_options_exit_2(tmp_path, capsys, extra):
         code = exc.code
     assert code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_summary_counts_diagnostics_over_finite_steps_only():
+    from jaxsolve.modular._study import StudyEntry, _summarise
+
+    steps = 4
+    finite = np.array([[True, True, False, False]])
+    raw = {
+        "test_accuracy": np.array([0.1]),
+        "test_accuracy_curve": np.array([[0.5, 0.1]]),
+        "eval_steps": np.array([2, 4]),
+        "loss": np.array([[1.0, 2.0, np.nan, np.nan]]),
+        "finite": finite,
+        "grad_norm_m": np.array([[10.0, 20.0, np.nan, np.nan]]),
+        "grad_norm_w": np.ones((1, steps)),
+        "wrapped": np.array([[0.5, 0.5, 0.0, 0.0]]),
+        # after divergence NaN != NaN makes every entry "change": these must not be counted
+        "tooth_changes": np.array([[2, 4, 100, 100]]),
+        "m_sign_flips": np.array([[0, 1, 100, 100]]),
+        "eff_change": np.array([[0.1, 0.2, np.nan, np.nan]]),
+        "effective": np.zeros((1, 6)),
+        "effective_init": np.zeros((1, 6)),
+        "m_sign_agreement": np.array([np.nan]),
+        "m_abs_final": np.array([np.nan]),
+        "n_modded_entries": 10,
+    }
+    entry = StudyEntry("w_mod/adam", "baseline", "w mod m", RunConfig("w", variant="w_mod"))
+    out = _summarise(entry, raw, np.linspace(-1, 1, 5))
+    d = out["diagnostics"]
+    assert d["tooth_changes_per_step"] == 3.0
+    assert d["m_sign_flips_per_step"] == 0.5
+    assert d["wrapped_fraction_final"] == 0.5
+    assert d["grad_ratio_median"] == 15.0
+    assert d["mean_abs_m_final"] is None  # NaN is written as null, never as a number
+    assert out["nonfinite_steps"] == 2 and out["first_nonfinite_step"] == [2]
+    json_text = __import__("json").dumps(out, allow_nan=False)
+    assert "NaN" not in json_text
