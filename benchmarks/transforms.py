@@ -363,6 +363,11 @@ def write_markdown(report, path):
     b = report.get("blocked")
     if b and "error" not in b:
         gb = 1e9
+        if report.get("blocked_reused_from_earlier_run"):
+            lines += [
+                "",
+                "(The next section is copied from an earlier full run: `--reuse-blocked`.)",
+            ]
         lines += [
             "",
             f"## blocked_distance_loss at N = {b['n']:,} (float32, block {b['block_size']})",
