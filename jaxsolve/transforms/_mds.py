@@ -308,8 +308,9 @@ def classical_mds(
             negative eigenvalue. ``"randomized"``: a randomized subspace iteration finds the
             top ``dim + 10`` eigen-directions ``Q`` (``O(N²·dim)``) and
             ``jaxsolve.solve(QᵀGQ, method="eigh", rank=dim)`` factors the compressed Gram —
-            exact when D is Euclidean (G has rank ≤ dim), 10–50× faster at N = 1,000, but
-            NOT_PSD then only sees negative eigenvalues among the largest in magnitude.
+            exact when D is Euclidean (G has rank ≤ dim), about 4× faster end to end at
+            N = 1,000 and more as N grows, but NOT_PSD then only sees negative eigenvalues
+            among the largest in magnitude.
 
     Returns:
         :class:`MDSResult`: ``Y`` (..., N, dim) with ``Y·Yᵀ`` the best rank-``dim`` PSD fit
