@@ -213,10 +213,13 @@ def run_descent(
 
     def step_fn(c: _Carry) -> _Carry:
         status, stop, updates, opt_state, probe = check(c.X, c.probe, c.opt_state)
+        # The check runs once more after the last allowed step, so a run that converges on
+        # its final step reports SUCCESS rather than MAX_STEPS.
+        halt = stop | (c.step >= opts.max_steps)
+        status = jnp.where(stop, status, Status.MAX_STEPS)
         X = optax.apply_updates(c.X, updates)
-        finite = jnp.all(jnp.isfinite(X))
-        stop_here = stop | ~finite
-        status = jnp.where(stop, status, Status.NON_FINITE).astype(jnp.int32)
+        stop_here = halt | ~jnp.all(jnp.isfinite(X))
+        status = jnp.where(halt, status, Status.NON_FINITE).astype(jnp.int32)
         new = _Carry(X, opt_state, probe, c.step + 1, status, stop_here)
         old = c._replace(status=status, done=stop_here)
         return jax.tree.map(lambda a, b: jnp.where(stop_here, b, a), new, old)
@@ -231,14 +234,14 @@ def run_descent(
     )
     if fixed_steps:
         final = lax.fori_loop(
-            0, opts.max_steps, lambda _, c: lax.cond(c.done, lambda: c, lambda: step_fn(c)), init
+            0,
+            opts.max_steps + 1,
+            lambda _, c: lax.cond(c.done, lambda: c, lambda: step_fn(c)),
+            init,
         )
     else:
-        final = lax.while_loop(lambda c: ~c.done & (c.step < opts.max_steps), step_fn, init)
-    # The last step's X was not checked inside the loop: a run that ends at max_steps may
-    # have converged on that very step.
-    status, stop, *_ = check(final.X, final.probe, final.opt_state)
-    status = jnp.where(final.done, final.status, jnp.where(stop, status, Status.MAX_STEPS))
+        final = lax.while_loop(lambda c: ~c.done, step_fn, init)
+    status = final.status
     return final.X, status.astype(jnp.int32), final.step
 
 

@@ -117,8 +117,9 @@ def solve(
             eigenpairs, the Frobenius-optimal rank-k factor; ``cholesky`` needs k = N. The
             iterative methods never form more than N×N and cost O(N²k) a step.
         mask: boolean or non-negative weights of C's shape: only those entries count (PSD
-            matrix completion). Iterative methods only; the residual is then measured on
-            the masked entries, ‖M∘(X·Xᵀ − C)‖/‖M∘C‖.
+            matrix completion); unobserved entries may be anything, NaN included.
+            Iterative methods only; the residual is then measured on the masked entries,
+            ‖M∘(X·Xᵀ − C)‖/‖M∘C‖.
         optimizer: static. An optax ``GradientTransformation`` for ``"gd"`` (and, after the
             preconditioner, for ``"precgd"``) that replaces the default step.
         x0: initial factor, shape ``(..., N, k)``. key: PRNG key for the random or
@@ -183,6 +184,9 @@ def solve(
         int_zeros = zeros.astype(jnp.int32)
         return Solution(jnp.zeros((*batch, 0, 0), C.dtype), zeros, int_zeros, int_zeros)
 
+    if W is not None:
+        # Unobserved entries may hold anything (NaN is a common way to write "unknown").
+        C = jnp.where(W > 0, C, 0.0)
     finite = jnp.all(jnp.isfinite(C), axis=(-2, -1))
     safe_C = jnp.where(finite[..., None, None], C, jnp.eye(n, dtype=C.dtype))
     S = symmetric_part(safe_C)
