@@ -35,7 +35,8 @@ import time
 # on a shared, oversubscribed machine multi-threaded LAPACK spin-waits and its timings swing
 # 100x. Override by setting these variables yourself, or with --threads-default.
 _ORIGINAL_ENV = dict(os.environ)
-if "--threads-default" not in sys.argv:
+# Only as a script: imported by benchmarks/run.py, jax and numpy are already loaded.
+if __name__ == "__main__" and "--threads-default" not in sys.argv:
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
     os.environ.setdefault(
@@ -439,34 +440,104 @@ def main(argv=None):
     if args.child_blocked:
         _child_blocked(*args.child_blocked)
         return 0
+    run(
+        args.quick,
+        reuse_blocked=args.reuse_blocked,
+        blocked_n=args.blocked_n,
+        blocked_steps=args.blocked_steps,
+        threads="library defaults" if args.threads_default else "one (BLAS, LAPACK and XLA)",
+    )
+    return 0
+
+
+def run(
+    quick: bool,
+    *,
+    reuse_blocked: bool = False,
+    blocked_n: int = 50_000,
+    blocked_steps: int = 2,
+    threads: str = "as inherited",
+) -> dict:
+    """Benchmarks of jaxsolve.transforms (the ``run(quick) -> dict`` of benchmarks/run.py)."""
     jax = _jax64()
     report = dict(
-        quick=args.quick,
+        name="transforms",
+        title="jaxsolve.transforms: distances, MDS, N = 50,000",
+        quick=quick,
         load_average_at_start=os.getloadavg(),
-        threads="library defaults" if args.threads_default else "one (BLAS, LAPACK and XLA)",
+        threads=threads,
         machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"jax {jax.__version__} on {jax.default_backend()}",
     )
-    sizes = (500, 1000) if args.quick else (500, 1000, 2000, 4000)
-    report["pdist"] = bench_pdist(sizes, repeats=5 if args.quick else 7)
+    sizes = (500, 1000) if quick else (500, 1000, 2000, 4000)
+    report["pdist"] = bench_pdist(sizes, repeats=5 if quick else 7)
     report["mds"] = bench_mds(
-        300 if args.quick else 1000, noise=0.1, repeats=7, sk_repeats=1 if args.quick else 2
+        300 if quick else 1000, noise=0.1, repeats=7, sk_repeats=1 if quick else 2
     )
     previous = os.path.join(RESULTS, "transforms.json")
-    if args.reuse_blocked and os.path.exists(previous):
+    if reuse_blocked and os.path.exists(previous):
         with open(previous) as fh:
             report["blocked"] = json.load(fh).get("blocked")
         report["blocked_reused_from_earlier_run"] = True
-    elif not args.quick:
-        report["blocked"] = bench_blocked(args.blocked_n, 256, args.blocked_steps)
+    elif not quick:
+        report["blocked"] = bench_blocked(blocked_n, 256, blocked_steps)
+    report["targets"] = _targets(report)
     os.makedirs(RESULTS, exist_ok=True)
-    stem = os.path.join(RESULTS, "transforms" + ("_quick" if args.quick else ""))
+    stem = os.path.join(RESULTS, "transforms" + ("_quick" if quick else ""))
     with open(stem + ".json", "w") as fh:
         json.dump(report, fh, indent=2)
     write_markdown(report, stem + ".md")
     plot(report, stem + ".png")
     print(f"wrote {stem}.json, .md and .png")
-    return 0
+    return report
+
+
+def _targets(report: dict) -> list[dict]:
+    """The issue's targets, measured (the shape benchmarks/run.py prints)."""
+    out = []
+    err = max(r["max_abs_error"] for r in report["pdist"])
+    out.append(
+        dict(
+            target="pairwise_distances equals scipy pdist",
+            measured=f"max |difference| {err:.1e}",
+            met=bool(err < 1e-12),
+        )
+    )
+    exact = next(c for c in report["mds"] if c["noise"] == 0)
+    out.append(
+        dict(
+            target="noise-free float64 MDS recovers the points to RMSD <= 1e-8",
+            measured=f"RMSD {exact['mds_rmsd_to_truth']:.1e} (N = {exact['n']})",
+            met=bool(exact["mds_rmsd_to_truth"] <= 1e-8),
+        )
+    )
+    for c in report["mds"]:
+        for init in ("random", "classical_mds"):
+            k = f"sklearn_{init}"
+            ratio = min(c[f"speedup_vs_{k}"], c[f"cpu_speedup_vs_{k}"])
+            lower = c["mds_stress"] <= c[f"{k}_stress"] * (1 + 1e-9) + 1e-20
+            wall, cpu = c[f"speedup_vs_{k}"], c[f"cpu_speedup_vs_{k}"]
+            case = c["case"].split(" ")[0]
+            out.append(
+                dict(
+                    target=f">= 20x faster than sklearn MDS (init={init}) at equal or lower "
+                    f"stress, N = {c['n']}, {case}",
+                    measured=f"{wall:.0f}x wall / {cpu:.0f}x CPU, "
+                    f"stress {c['mds_stress']:.4g} vs {c[f'{k}_stress']:.4g}",
+                    met=bool(ratio >= 20 and lower),
+                )
+            )
+    b = report.get("blocked")
+    if b and "error" not in b:
+        out.append(
+            dict(
+                target=f"N = {b['n']:,} trains in a few GB",
+                measured=f"peak RSS {b['peak_rss_bytes'] / 1e9:.2f} GB, loss "
+                + " -> ".join(f"{v:.3g}" for v in b["losses"]),
+                met=bool(b["peak_rss_bytes"] < 4e9 and b["losses"][-1] < b["losses"][0]),
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":
