@@ -4,6 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from jax.test_util import check_grads
 from scipy.spatial.distance import cdist, pdist, squareform
 
@@ -182,3 +185,18 @@ def test_edge_shapes():
 def test_bad_input(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         pairwise_distances(*args, **kwargs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arrays(np.float64, (8, 3), elements=st.floats(-1e3, 1e3, allow_nan=False)),
+    st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7)), max_size=3),
+)
+def test_property_distances(points, copies):
+    for src, dst in copies:  # coincident points
+        points[dst] = points[src]
+    D = np.asarray(pairwise_distances(points))
+    np.testing.assert_allclose(D, squareform(pdist(points)), rtol=1e-12, atol=1e-9)
+    assert np.all(np.diag(D) == 0) and np.array_equal(D, D.T)
+    # Triangle inequality, to rounding.
+    assert np.all(D[:, :, None] <= D[:, None, :] + D.T[None, :, :] + 1e-9)
