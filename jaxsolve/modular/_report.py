@@ -248,7 +248,9 @@ def _markdown(results: dict[str, Any]) -> str:
         "",
         f"![effective weights]({PLOTS['histograms']})",
         "",
-        f"Total wall time: {results['wall_seconds']} s. Every number is in `results.json`.",
+        f"Total wall time: {results['wall_seconds']} s"
+        + (f" ({results['cpu_seconds']} s of CPU time)" if "cpu_seconds" in results else "")
+        + ". Every number is in `results.json`.",
         "",
     ]
     return "\n".join(out)
