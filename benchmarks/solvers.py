@@ -726,8 +726,8 @@ def section_gd(quick, masked_problem):
 
     import jaxsolve
 
-    cap_full = 1000 if quick else 3000
-    cap_low = 500 if quick else 2000
+    cap_full = 1000 if quick else 2000
+    cap_low = 500 if quick else 1000
     n_full, n_low = (128, 512) if quick else (256, 1024)
     adam_lr = 3e-3
     problems = [
