@@ -40,7 +40,8 @@ def as_float_array(value: Any, name: str) -> jax.Array:
         or dtype == jnp.bool_
     ):
         raise TypeError(f"{name} must be an array of real numbers; got dtype {dtype}")
-    return jnp.asarray(value, dtype=jnp.result_type(dtype, float))
+    # canonicalize: float64 input becomes float32 when x64 is off, without JAX's warning.
+    return jnp.asarray(value, dtype=jax.dtypes.canonicalize_dtype(jnp.result_type(dtype, float)))
 
 
 def as_square_matrices(value: Any, name: str = "C") -> jax.Array:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import statistics
 import time
 from collections.abc import Sequence
@@ -51,13 +52,16 @@ class Comparison:
     results: tuple[MethodResult, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "shape": list(self.shape),
-            "dtype": self.dtype,
-            "results": [
-                dataclasses.asdict(r) | {"status_name": r.status_name} for r in self.results
-            ],
-        }
+        """Plain types for ``json.dumps``; NaN (a failed or not-applicable method) is None."""
+
+        def clean(value):
+            return None if isinstance(value, float) and math.isnan(value) else value
+
+        rows = [
+            {k: clean(v) for k, v in dataclasses.asdict(r).items()} | {"status_name": r.status_name}
+            for r in self.results
+        ]
+        return {"shape": list(self.shape), "dtype": self.dtype, "results": rows}
 
     def __str__(self) -> str:
         header = ("method", "residual", "status", "steps", "time [ms]", "compile [ms]")

@@ -84,8 +84,8 @@ def spd_solve(G: jax.Array, B: jax.Array) -> jax.Array:
 def lanczos_extremes(S: jax.Array, steps: int = 32) -> tuple[jax.Array, jax.Array]:
     """Estimates of (λ_min, λ_max) of symmetric S from ``min(N, steps)`` Lanczos steps with
     full reorthogonalisation: O(N²·steps). Ritz values lie inside the spectrum and the
-    extremes converge first; exact when ``steps >= N``."""
-    S = lax.stop_gradient(S)
+    extremes converge first; exact when ``steps >= N``. Differentiable (the default gd step
+    and start scale depend on λ_max, so gradients through a fixed-step solve include it)."""
     n = S.shape[-1]
     m = min(n, steps)
     v = jax.random.normal(jax.random.PRNGKey(0), (n,), S.dtype) + 1.0

@@ -74,11 +74,6 @@ def test_cholesky_with_rank_is_an_error_row():
     json.dumps(comparison.to_dict())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: to_dict() puts NaN floats in error rows (and CHOLESKY_FAILED rows), "
-    "which json.dumps writes as the non-standard token NaN; strict JSON rejects it",
-)
 def test_to_dict_with_error_row_is_strict_json():
     comparison = compare(C, ["cholesky"], rank=2, repeats=1)
     json.dumps(comparison.to_dict(), allow_nan=False)

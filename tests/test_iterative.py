@@ -302,12 +302,6 @@ def test_gd_fixed_steps_gradient_with_given_start_and_step():
     check_grads(f, (jnp.asarray(C_PD),), order=1, modes=("rev",))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: gd's default step 1/(3·λ_max) and random start scale use λ_max from "
-    "lanczos_extremes, which stop_gradient()s C, so jax.grad through fixed_steps=True "
-    "omits their dependence on C (1.9% off here)",
-)
 def test_gd_fixed_steps_gradient_with_default_step():
     loss = _loss("gd", 40)
     grad = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(C_PD)))
