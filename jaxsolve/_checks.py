@@ -40,8 +40,10 @@ def as_float_array(value: Any, name: str) -> jax.Array:
         or dtype == jnp.bool_
     ):
         raise TypeError(f"{name} must be an array of real numbers; got dtype {dtype}")
-    # canonicalize: float64 input becomes float32 when x64 is off, without JAX's warning.
-    return jnp.asarray(value, dtype=jax.dtypes.canonicalize_dtype(jnp.result_type(dtype, float)))
+    # Integers and bools promote to JAX's default float; float64 input becomes float32 when
+    # x64 is off (canonicalised here, so without JAX's truncation warning).
+    target = dtype if jnp.issubdtype(dtype, jnp.floating) else np.float64
+    return jnp.asarray(value, dtype=jax.dtypes.canonicalize_dtype(target))
 
 
 def as_square_matrices(value: Any, name: str = "C") -> jax.Array:
