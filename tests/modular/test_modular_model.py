@@ -32,7 +32,7 @@ def test_variant_switch_computes_the_documented_layer():
     w, b, m = layer.kernel[...], layer.bias[...], layer.modulus[...]
     np.testing.assert_allclose(layer(x), x @ floor_mod(w, m) + b, rtol=1e-12)
     layer = ModDense(4, 3, variant="b_mod", rngs=nnx.Rngs(1))
-    layer.bias[...] = jnp.array([0.5, -0.5, 2.0])
+    layer.bias[...] = jnp.array([0.5, -0.5, 2.0], jnp.float32)
     w, b, m = layer.kernel[...], layer.bias[...], layer.modulus[...]
     np.testing.assert_allclose(layer(x), x @ w + floor_mod(b, m), rtol=1e-12)
     plain = ModDense(4, 3, rngs=nnx.Rngs(1))
@@ -95,7 +95,7 @@ def test_modulus_filter_freezes_m_under_nnx_optimizer():
 
 def test_jit_grad_of_the_model_is_finite_at_m_zero():
     model = ModMLP(6, 3, width=5, variant="w_mod", rngs=nnx.Rngs(0))
-    model.layers[0].modulus[...] = jnp.zeros((6, 5))
+    model.layers[0].modulus[...] = jnp.zeros((6, 5), jnp.float32)
     graphdef, state = nnx.split(model)
 
     @jax.jit
