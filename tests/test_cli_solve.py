@@ -12,8 +12,8 @@ import jaxsolve
 from jaxsolve.cli import main
 from jaxsolve.cli._solve_cmds import DEMO_PROBLEMS
 
-N = 6
-C = jaxsolve.random_psd(N, cond=10, seed=1)
+N = 8
+C = jaxsolve.random_psd(N, cond=10, seed=1)  # test_solve's C_PD: cached compiles
 
 
 @pytest.fixture(autouse=True)

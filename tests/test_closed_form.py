@@ -23,7 +23,7 @@ from jax.test_util import check_grads
 import jaxsolve
 from jaxsolve import Status, nearest_psd, solve
 
-N = 10
+N = 8  # as in test_solve: eager op caches are per shape
 C_PD = jaxsolve.random_psd(N, cond=1e3, seed=11)
 C_INDEF = jaxsolve.random_psd(N, cond=1e2, negative=3, seed=12)
 TOL64 = 50 * N * eps(np.float64)

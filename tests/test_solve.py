@@ -131,7 +131,7 @@ def test_jit_equals_eager(method):
     assert int(jitted.status) == int(eager.status) and int(jitted.steps) == int(eager.steps)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [*CLOSED_FORMS, "precgd"])  # gd: batched in the NaN test
 def test_vmap_equals_python_loop(method):
     B = np.stack([C_PD, C_INDEF, 3 * C_PD + skew(N, 0.1)])
     vmapped = jax.vmap(lambda c: run(c, method))(B)
@@ -329,7 +329,7 @@ def test_x0_with_closed_form_is_rejected():
 # --- randomized ------------------------------------------------------------------------------
 
 
-@settings(max_examples=8, deadline=None, derandomize=True)
+@settings(max_examples=6, deadline=None, derandomize=True)
 @given(
     n=st.integers(1, 12),
     log_cond=st.floats(0.0, 12.0),
@@ -349,7 +349,7 @@ def test_random_psd_residual_bound(n, log_cond, seed, rank_fraction, method):
     assert rel_residual(sol.X, C) <= bound
 
 
-@settings(max_examples=6, deadline=None, derandomize=True)
+@settings(max_examples=5, deadline=None, derandomize=True)
 @given(n=st.integers(1, 10), seed=st.integers(0, 2**16), scale=st.floats(1e-3, 1e3))
 def test_random_general_matrix_gives_nearest_psd(n, seed, scale):
     C = scale * np.random.default_rng(seed).standard_normal((n, n))
