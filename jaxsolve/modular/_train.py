@@ -23,7 +23,6 @@ from ._mlp import ModMLP, Modulus
 __all__ = ["RunConfig", "TrainSettings", "train"]
 
 OPTIMIZERS = ("adam", "sgd")
-HIST_BINS = 61
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,11 +139,6 @@ def _optimizer(config: RunConfig, params, lr, m_lr, clip) -> optax.GradientTrans
     if config.clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(clip), tx)
     return tx
-
-
-def _histogram(values: np.ndarray, edges: np.ndarray) -> list[int]:
-    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
-    return counts.tolist()
 
 
 def _structure(config: RunConfig) -> RunConfig:
