@@ -315,12 +315,12 @@ def plot(rep, base):
         ax.legend(fontsize=7)
     ax = axes[2]
     recs = rep["data"]["batches"]
-    labels = [f"{r['method']}\n{r['batch']}×{r['n']}²\n{r['dtype'][-2:]}" for r in recs]
+    labels = [f"{r['method'][:4]} f{r['dtype'][-2:]}\n{r['batch']:,}×{r['n']}²" for r in recs]
     x = np.arange(len(recs))
     for i, key in enumerate(("jnp", "solve", "solve_nr")):
         ax.bar(x + (i - 1) * 0.27, [r["times"][key]["ratio"] for r in recs], 0.27, label=key)
     ax.axhline(1.0, color="k", lw=0.8, ls=":", label="NumPy")
-    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_xticks(x, labels, fontsize=6, rotation=45)
     ax.set_yscale("log")
     ax.set_ylabel("time / NumPy stacked")
     ax.set_title("batches: ratio to NumPy")
