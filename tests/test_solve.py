@@ -101,6 +101,19 @@ def test_non_finite_input_flags_only_that_matrix(method, bad):
             np.testing.assert_allclose(np.asarray(sol.X[i]), np.asarray(alone.X), atol=1e-12)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a NON_FINITE_INPUT matrix is 'not solved' (X, residual NaN) but gd reports "
+    "the steps it spent on the identity substituted for it (43 here), not 0",
+)
+def test_non_finite_input_reports_zero_steps():
+    B = np.stack([C_PD, 2 * C_PD, jaxsolve.random_psd(N, cond=5, seed=9)])
+    B[1, 2, 5] = math.nan
+    sol = isolve(B, "gd")
+    assert int(sol.status[1]) == Status.NON_FINITE_INPUT
+    assert int(sol.steps[1]) == 0
+
+
 def test_status_describe_and_messages():
     for status in Status:
         text = Status.describe(int(status))
