@@ -20,7 +20,6 @@ from helpers import (
     rel_residual,
     symmetric_mask,
 )
-from jax.test_util import check_grads
 
 import jaxsolve
 from jaxsolve import Status, scaled_gradient, solve
@@ -290,16 +289,6 @@ def test_precgd_fixed_steps_gradient_matches_finite_differences():
         D = D + D.T
         fd = directional_fd(loss, C_PD, D, h=1e-5)
         np.testing.assert_allclose(np.sum(grad * D), fd, rtol=1e-6, atol=1e-8)
-
-
-def test_gd_fixed_steps_gradient_with_given_start_and_step():
-    x0 = jnp.asarray(np.random.default_rng(13).standard_normal((N, N)) * 0.3)
-    f = jax.jit(
-        lambda c: (lambda X: X @ X.T)(
-            solve(c, method="gd", fixed_steps=True, max_steps=30, learning_rate=0.1, x0=x0).X
-        )
-    )
-    check_grads(f, (jnp.asarray(C_PD),), order=1, modes=("rev",))
 
 
 def test_gd_fixed_steps_gradient_with_default_step():
