@@ -43,6 +43,8 @@ def as_float_array(value: Any, name: str) -> jax.Array:
     # Integers and bools promote to JAX's default float; float64 input becomes float32 when
     # x64 is off (canonicalised here, so without JAX's truncation warning).
     target = dtype if jnp.issubdtype(dtype, jnp.floating) else np.float64
+    if jnp.finfo(target).bits < 32:
+        target = np.float32  # float16/bfloat16: the decompositions need at least float32
     return jnp.asarray(value, dtype=jax.dtypes.canonicalize_dtype(target))
 
 

@@ -123,7 +123,7 @@ def _lost_squared(lam: jax.Array, rank: int) -> jax.Array:
 def cholesky_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Lower-triangular L with L·Lᵀ = S; CHOLESKY_FAILED (and X all NaN) if S is not PD."""
     del rank  # always full; checked by solve
-    L = jnp.linalg.cholesky(S)
+    L = lax.linalg.cholesky(S, symmetrize_input=False)  # S is symmetrised by solve()
     ok = jnp.all(jnp.isfinite(L))
     status = jnp.where(ok, Status.SUCCESS, Status.CHOLESKY_FAILED).astype(jnp.int32)
     return jnp.where(ok, L, jnp.nan), status, jnp.where(ok, 0.0, jnp.nan).astype(S.dtype)

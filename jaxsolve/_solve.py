@@ -171,6 +171,9 @@ def solve(
         raise ValueError(f"rank must be None or N={n} for method='cholesky'; got {rank}")
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax GradientTransformation; got {optimizer!r}")
+    for name, value in (("x0", x0), ("key", key)):
+        if value is not None and method not in ITERATIVE_METHODS:
+            raise ValueError(f"{name} applies to methods {ITERATIVE_METHODS}; got {method!r}")
     if optimizer is not None and method not in ITERATIVE_METHODS:
         raise ValueError(f"optimizer applies to methods {ITERATIVE_METHODS}; got {method!r}")
     batch = C.shape[:-2]
@@ -238,4 +241,5 @@ def solve(
     status = jnp.where(finite, status, Status.NON_FINITE_INPUT).astype(jnp.int32)
     X = jnp.where(finite[..., None, None], X, jnp.nan)
     residual = jnp.where(finite, residual, jnp.nan)
+    steps = jnp.where(finite, steps, 0)
     return Solution(X, residual, status, steps)

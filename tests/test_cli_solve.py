@@ -195,11 +195,6 @@ def test_errors_are_one_line_exit_2(argv, tmp_path, capsys):
     _check_one_line_error(argv, tmp_path, capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an empty .csv/.txt makes np.loadtxt emit a UserWarning ('input contained "
-    "no data'), printed on stderr before the error line (3 lines in a real run)",
-)
 def test_empty_text_file_is_one_line_exit_2(tmp_path, capsys):
     _check_one_line_error(["solve", "{d}/empty.csv"], tmp_path, capsys)
 
@@ -218,11 +213,6 @@ def test_error_messages_name_the_problem(tmp_path, capsys):
             assert word in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: --repeats 0 (or negative) reaches compare()'s check_int, whose ValueError "
-    "escapes main() as a traceback (exit 1) instead of a one-line error with exit 2",
-)
 @pytest.mark.parametrize(
     "argv",
     [["compare", "{d}/C.npy", "--repeats", "0"], ["demo", "--repeats", "-1"]],

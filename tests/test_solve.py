@@ -101,11 +101,6 @@ def test_non_finite_input_flags_only_that_matrix(method, bad):
             np.testing.assert_allclose(np.asarray(sol.X[i]), np.asarray(alone.X), atol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a NON_FINITE_INPUT matrix is 'not solved' (X, residual NaN) but gd reports "
-    "the steps it spent on the identity substituted for it (43 here), not 0",
-)
 def test_non_finite_input_reports_zero_steps():
     B = np.stack([C_PD, 2 * C_PD, jaxsolve.random_psd(N, cond=5, seed=9)])
     B[1, 2, 5] = math.nan
@@ -313,11 +308,6 @@ def test_bad_method_and_options():
         solve(C_PD, method="gd", fixed_steps=True, max_steps=2.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: float16/bfloat16 C reaches LAPACK and raises NotImplementedError, "
-    "not a TypeError naming C (nor a promotion to float32)",
-)
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 def test_half_precision_input_is_promoted_or_rejected_naming_C(dtype):
     C = jnp.asarray([[4.0, 2.0], [2.0, 3.0]], dtype)
@@ -329,11 +319,6 @@ def test_half_precision_input_is_promoted_or_rejected_naming_C(dtype):
         assert int(sol.status) == Status.SUCCESS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: x0 is silently ignored by the closed-form methods (optimizer and mask "
-    "raise ValueError there; compare() documents such options as error rows)",
-)
 def test_x0_with_closed_form_is_rejected():
     with pytest.raises(ValueError, match="x0"):
         solve(C_PD, method="eigh", x0=np.ones((N, N)))

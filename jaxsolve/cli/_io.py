@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -20,7 +21,9 @@ def load_matrix(path: str, *, square: bool = True) -> np.ndarray:
         if ext == ".npy":
             arr = np.load(path, allow_pickle=False)
         else:
-            arr = np.loadtxt(path, delimiter=_TEXT_DELIMITERS[ext], ndmin=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "input contained no data": reported below
+                arr = np.loadtxt(path, delimiter=_TEXT_DELIMITERS[ext], ndmin=2)
     except FileNotFoundError:
         raise CLIError(f"{path}: no such file") from None
     except (OSError, ValueError) as err:
@@ -28,6 +31,8 @@ def load_matrix(path: str, *, square: bool = True) -> np.ndarray:
         raise CLIError(f"{path}: cannot read a matrix ({reason})") from None
     if arr.dtype.kind not in "biuf":
         raise CLIError(f"{path}: expected real numbers, got dtype {arr.dtype}")
+    if arr.size == 0 and ext != ".npy":
+        raise CLIError(f"{path}: the file holds no numbers")
     if arr.ndim < 2:
         raise CLIError(f"{path}: expected a matrix (N, N), got shape {arr.shape}")
     if square and arr.shape[-1] != arr.shape[-2]:
@@ -56,3 +61,11 @@ def use_float64(enable: bool) -> None:
     import jax
 
     jax.config.update("jax_enable_x64", bool(enable))
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (argparse turns the ValueError into a one-line exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from ._errors import CLIError
-from ._io import load_matrix, save_matrix, use_float64
+from ._io import load_matrix, positive_int, save_matrix, use_float64
 
 # (name, keyword arguments of jaxsolve.random_psd): the demo's built-in problems.
 DEMO_PROBLEMS = (
@@ -115,7 +115,7 @@ def register(subparsers) -> None:
         "demo", help="compare every method on built-in problems (the main job)"
     )
     _add_dtype(demo)
-    demo.add_argument("--repeats", type=int, default=3, help="timed calls per method")
+    demo.add_argument("--repeats", type=positive_int, default=3, help="timed calls per method")
     demo.add_argument("--json", help="also write the results to this JSON file")
     demo.set_defaults(run=run_demo)
 
@@ -130,7 +130,7 @@ def register(subparsers) -> None:
     compare = subparsers.add_parser("compare", help="run every method on a matrix in a file")
     compare.add_argument("matrix", help="C as .npy, .csv or .txt")
     compare.add_argument("--methods", help="comma-separated methods (default: all)")
-    compare.add_argument("--repeats", type=int, default=5, help="timed calls per method")
+    compare.add_argument("--repeats", type=positive_int, default=5, help="timed calls per method")
     compare.add_argument("--json", help="also write the results to this JSON file")
     _add_method_options(compare)
     _add_dtype(compare)
