@@ -20,7 +20,8 @@ from benchmarks._harness import enable_x64, print_targets
 REGISTRY: list[tuple[str, str]] = [
     ("closed_forms", "benchmarks.closed_forms"),
     ("solvers", "benchmarks.solvers"),
-    # ("transforms", "benchmarks.transforms"),  # once it exposes run(quick) -> dict
+    ("transforms", "benchmarks.transforms"),
+    ("matrix_classification", "benchmarks.matrix_classification"),
 ]
 
 
