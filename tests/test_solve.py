@@ -319,9 +319,11 @@ def test_half_precision_input_is_promoted_or_rejected_naming_C(dtype):
         assert int(sol.status) == Status.SUCCESS
 
 
-def test_x0_with_closed_form_is_rejected():
+def test_x0_and_key_with_closed_form_are_rejected():
     with pytest.raises(ValueError, match="x0"):
         solve(C_PD, method="eigh", x0=np.ones((N, N)))
+    with pytest.raises(ValueError, match="key"):
+        solve(C_PD, method="sqrt", key=jax.random.PRNGKey(0))
 
 
 # --- randomized ------------------------------------------------------------------------------
