@@ -87,7 +87,10 @@ def lanczos_extremes(S: jax.Array, steps: int = 32) -> tuple[jax.Array, jax.Arra
     extremes converge first; exact when ``steps >= N``. Differentiable (the default gd step
     and start scale depend on λ_max, so gradients through a fixed-step solve include it)."""
     n = S.shape[-1]
-    m = min(n, steps)
+    if n <= steps:  # a Krylov space of size N is the whole space: ask LAPACK directly
+        lam = jnp.linalg.eigvalsh(S)
+        return lam[0], lam[-1]
+    m = steps
     v = jax.random.normal(jax.random.PRNGKey(0), (n,), S.dtype) + 1.0
     Q = jnp.zeros((m + 1, n), S.dtype).at[0].set(v / jnp.linalg.norm(v))
     tiny = jnp.finfo(S.dtype).tiny
@@ -179,8 +182,9 @@ def run_descent(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Minimise ¼‖M∘(X·Xᵀ − S)‖² from X0 with ``tx``; returns (X, status, steps).
 
-    Stops (SUCCESS) when the relative residual is at most ``atol`` or the step is at most
-    ``rtol·‖X‖`` (a stationary point: the nearest PSD or best rank-k answer); at
+    Stops (SUCCESS) when the relative residual is at most ``atol``, or both the step and
+    the gradient are negligible (step <= ``rtol·‖X‖`` and ‖∇f‖ <= ``rtol·‖S‖·‖X‖``: a
+    stationary point, the nearest PSD or best rank-k answer); at
     ``max_steps`` (MAX_STEPS); when the residual grows 1e6-fold over its start (DIVERGED);
     or when a step turns X non-finite (NON_FINITE, the last finite X kept).
     With ``fixed_steps`` it runs ``max_steps`` iterations of ``fori_loop``
@@ -204,9 +208,16 @@ def run_descent(
         )
         updates, opt_state = tx.update(grad, opt_state, X, residual_norm=spectral)
         # Stationary: the step no longer moves X (relative to X; for precgd this is the
-        # preconditioned step, which does not shrink with the condition number).
-        small_step = jnp.linalg.norm(updates) <= opts.rtol * jnp.linalg.norm(X)
-        converged = (rel <= opts.atol) | small_step
+        # preconditioned step, which does not shrink with the condition number) AND the
+        # gradient is negligible, ‖∇f‖ <= rtol·‖S‖·‖X‖. Either alone fires early: a small
+        # learning rate makes plain GD's steps tiny far from the solution, and the gradient
+        # is tiny along the small directions of an ill-conditioned X.
+        # (plus a floor at the scale of sqrt(‖S‖), so that X → 0 — the answer for a
+        # negative semidefinite S — counts as stationary)
+        x_norm = jnp.linalg.norm(X) + jnp.finfo(S.dtype).eps * jnp.sqrt(S_norm)
+        small_step = jnp.linalg.norm(updates) <= opts.rtol * x_norm
+        small_grad = jnp.linalg.norm(grad) <= opts.rtol * S_norm * x_norm
+        converged = (rel <= opts.atol) | (small_step & small_grad)
         diverged = rel > 1e6 * jnp.maximum(res0, jnp.finfo(S.dtype).eps)
         status = jnp.where(converged, Status.SUCCESS, Status.DIVERGED).astype(jnp.int32)
         return status, converged | diverged, updates, opt_state, probe

@@ -23,7 +23,7 @@ from ._solution import Solution, Status, worst_status
 
 METHODS = (*CLOSED_FORMS, *ITERATIVE_METHODS)
 PRECISIONS = ("highest", "high", "default")
-_DEFAULT_MAX_STEPS = {"gd": 5000, "precgd": 200}
+_DEFAULT_MAX_STEPS = {"gd": 5000, "precgd": 1000}
 
 
 def relative_residual(X: jax.Array, C: jax.Array, weights: jax.Array | None = None) -> jax.Array:
@@ -125,8 +125,9 @@ def solve(
         x0: initial factor, shape ``(..., N, k)``. key: PRNG key for the random or
             sketched start (default ``PRNGKey(0)``).
         rtol, atol: stop when the relative residual is <= atol, or a step changes X by
-            at most rtol·‖X‖ (defaults 4·sqrt(N)·eps and 10·sqrt(N)·eps).
-        max_steps: iteration cap (default 5000 for gd, 200 for precgd).
+            at most rtol·‖X‖ while ‖∇f‖ <= rtol·‖C‖·‖X‖ (defaults 4·sqrt(N)·eps and
+            10·sqrt(N)·eps).
+        max_steps: iteration cap (default 5000 for gd, 1000 for precgd).
         learning_rate: step size; for gd absolute (default 1/(3·λ_max)), for precgd the
             fraction of the preconditioned step (default 0.5).
         fixed_steps: static. Run exactly ``max_steps`` steps with ``fori_loop`` (freezing X

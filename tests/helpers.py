@@ -27,7 +27,7 @@ jsolve = jax.jit(jaxsolve.solve, static_argnames=STATIC_ARGNAMES)
 # documented "not given" (1/(3·λ_max) from Lanczos); these equal solve's defaults.
 ITERATIVE_DEFAULTS = {
     "gd": {"max_steps": 5000, "learning_rate": math.nan},
-    "precgd": {"max_steps": 200, "learning_rate": 0.5},
+    "precgd": {"max_steps": 1000, "learning_rate": 0.5},
 }
 CLOSED_FORMS = ("cholesky", "eigh", "sqrt", "auto")
 ITERATIVE = ("gd", "precgd")
