@@ -69,7 +69,11 @@ def timed(fn, *args, repeats=3):
 
 def solver_rows() -> list[dict]:
     rows = []
-    for dtype, precision in (("float32", "highest"), ("float32", "default"), ("float64", "highest")):
+    for dtype, precision in (
+        ("float32", "highest"),
+        ("float32", "default"),
+        ("float64", "highest"),
+    ):
         for cond in (1e1, 1e4, 1e8):
             for n, rank in ((256, None), (1024, 8)):
                 C = jnp.asarray(jaxsolve.random_psd(n, cond=cond, rank=rank, seed=1), dtype)
@@ -96,8 +100,14 @@ def ratio_rows() -> list[dict]:
     C = jnp.asarray(jaxsolve.random_psd(1024, cond=1e4, seed=2))
     t_eigh, _, _ = timed(jnp.linalg.eigh, C)
     t_pre, _, sol = timed(functools.partial(jaxsolve.solve, method="precgd"), C)
-    rows.append({"case": "full N=1024 κ=1e4: precgd / eigh", "ratio": t_pre / t_eigh,
-                 "target": "<= 3", "residual": float(sol.residual)})
+    rows.append(
+        {
+            "case": "full N=1024 κ=1e4: precgd / eigh",
+            "ratio": t_pre / t_eigh,
+            "target": "<= 3",
+            "residual": float(sol.residual),
+        }
+    )
 
     n = 4096
     signal = jaxsolve.random_psd(n, rank=8, cond=10.0, seed=3)
@@ -107,34 +117,60 @@ def ratio_rows() -> list[dict]:
     t_pre, _, sol = timed(functools.partial(jaxsolve.solve, method="precgd", rank=8), C)
     lam = np.asarray(lam)
     optimal = float(np.sqrt(np.sum(lam[:-8] ** 2)) / np.linalg.norm(np.asarray(C)))
-    rows.append({"case": "rank 8 at N=4096: eigh / precgd", "ratio": t_eigh / t_pre,
-                 "target": ">= 20", "residual_gap": float(sol.residual) - optimal})
+    rows.append(
+        {
+            "case": "rank 8 at N=4096: eigh / precgd",
+            "ratio": t_eigh / t_pre,
+            "target": ">= 20",
+            "residual_gap": float(sol.residual) - optimal,
+        }
+    )
 
     C = jnp.asarray(jaxsolve.random_psd(8, cond=100.0, batch=(10_000,), seed=5))
     t_chol, _, _ = timed(functools.partial(jaxsolve.solve, method="cholesky"), C)
     t_pre, _, sol = timed(functools.partial(jaxsolve.solve, method="precgd"), C)
-    rows.append({"case": "10,000 × 8×8: precgd / cholesky", "ratio": t_pre / t_chol,
-                 "target": "<= 10", "max_residual": float(jnp.max(sol.residual))})
+    rows.append(
+        {
+            "case": "10,000 × 8×8: precgd / cholesky",
+            "ratio": t_pre / t_chol,
+            "target": "<= 10",
+            "max_residual": float(jnp.max(sol.residual)),
+        }
+    )
     return rows
 
 
 def to_markdown(report: dict) -> str:
-    lines = [f"# Accelerator check: {report['device']}", "",
-             f"jax {report['jax']}, {report['date']}, host {report['host']}", ""]
+    lines = [
+        f"# Accelerator check: {report['device']}",
+        "",
+        f"jax {report['jax']}, {report['date']}, host {report['host']}",
+        "",
+    ]
     tests = report.get("tests")
     if tests:
-        lines += [f"Tests ({', '.join(tests['modules'])}): `{tests['summary']}` "
-                  f"(exit {tests['returncode']}, {tests['seconds']} s)", ""]
-    lines += ["| case | dtype | matmul precision | steps | residual | status | time [ms] |",
-              "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Tests ({', '.join(tests['modules'])}): `{tests['summary']}` "
+            f"(exit {tests['returncode']}, {tests['seconds']} s)",
+            "",
+        ]
+    lines += [
+        "| case | dtype | matmul precision | steps | residual | status | time [ms] |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in report["solvers"]:
-        lines.append(f"| {r['case']} | {r['dtype']} | {r['precision']} | {r['steps']} | "
-                     f"{r['residual']:.2e} | {r['status']} | {1e3 * r['seconds']:.2f} |")
+        lines.append(
+            f"| {r['case']} | {r['dtype']} | {r['precision']} | {r['steps']} | "
+            f"{r['residual']:.2e} | {r['status']} | {1e3 * r['seconds']:.2f} |"
+        )
     lines += ["", "| ratio | measured | target | accuracy |", "|---|---|---|---|"]
     for r in report["ratios"]:
         acc = {k: v for k, v in r.items() if k not in ("case", "ratio", "target")}
-        lines.append(f"| {r['case']} | {r['ratio']:.2f} | {r['target']} | "
-                     + ", ".join(f"{k} {v:.2e}" for k, v in acc.items()) + " |")
+        lines.append(
+            f"| {r['case']} | {r['ratio']:.2f} | {r['target']} | "
+            + ", ".join(f"{k} {v:.2e}" for k, v in acc.items())
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
