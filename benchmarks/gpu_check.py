@@ -67,7 +67,7 @@ def timed(fn, *args, repeats=3):
     return seconds, compile_s, out
 
 
-def solver_rows() -> list[dict]:
+def solver_rows(quick: bool = False) -> list[dict]:
     rows = []
     for dtype, precision in (
         ("float32", "highest"),
@@ -75,7 +75,7 @@ def solver_rows() -> list[dict]:
         ("float64", "highest"),
     ):
         for cond in (1e1, 1e4, 1e8):
-            for n, rank in ((256, None), (1024, 8)):
+            for n, rank in ((64, None), (256, 8)) if quick else ((256, None), (1024, 8)):
                 C = jnp.asarray(jaxsolve.random_psd(n, cond=cond, rank=rank, seed=1), dtype)
                 fn = functools.partial(
                     jaxsolve.solve, method="precgd", rank=rank, precision=precision
@@ -95,21 +95,22 @@ def solver_rows() -> list[dict]:
     return rows
 
 
-def ratio_rows() -> list[dict]:
+def ratio_rows(quick: bool = False) -> list[dict]:
     rows = []
-    C = jnp.asarray(jaxsolve.random_psd(1024, cond=1e4, seed=2))
+    full, big, batch = (256, 512, 1000) if quick else (1024, 4096, 10_000)
+    C = jnp.asarray(jaxsolve.random_psd(full, cond=1e4, seed=2))
     t_eigh, _, _ = timed(jnp.linalg.eigh, C)
     t_pre, _, sol = timed(functools.partial(jaxsolve.solve, method="precgd"), C)
     rows.append(
         {
-            "case": "full N=1024 κ=1e4: precgd / eigh",
+            "case": f"full N={full} κ=1e4: precgd / eigh",
             "ratio": t_pre / t_eigh,
             "target": "<= 3",
             "residual": float(sol.residual),
         }
     )
 
-    n = 4096
+    n = big
     signal = jaxsolve.random_psd(n, rank=8, cond=10.0, seed=3)
     noise = 1e-6 * jaxsolve.random_psd(n, cond=1.0, seed=4)
     C = jnp.asarray(signal + noise)
@@ -119,19 +120,19 @@ def ratio_rows() -> list[dict]:
     optimal = float(np.sqrt(np.sum(lam[:-8] ** 2)) / np.linalg.norm(np.asarray(C)))
     rows.append(
         {
-            "case": "rank 8 at N=4096: eigh / precgd",
+            "case": f"rank 8 at N={n}: eigh / precgd",
             "ratio": t_eigh / t_pre,
             "target": ">= 20",
             "residual_gap": float(sol.residual) - optimal,
         }
     )
 
-    C = jnp.asarray(jaxsolve.random_psd(8, cond=100.0, batch=(10_000,), seed=5))
+    C = jnp.asarray(jaxsolve.random_psd(8, cond=100.0, batch=(batch,), seed=5))
     t_chol, _, _ = timed(functools.partial(jaxsolve.solve, method="cholesky"), C)
     t_pre, _, sol = timed(functools.partial(jaxsolve.solve, method="precgd"), C)
     rows.append(
         {
-            "case": "10,000 × 8×8: precgd / cholesky",
+            "case": f"{batch:,} × 8×8: precgd / cholesky",
             "ratio": t_pre / t_chol,
             "target": "<= 10",
             "max_residual": float(jnp.max(sol.residual)),
@@ -177,6 +178,7 @@ def to_markdown(report: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--out", default=os.path.join("benchmarks", "results"))
     args = parser.parse_args(argv)
     report = {
@@ -186,8 +188,8 @@ def main(argv=None) -> int:
         "host": platform.node(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "tests": None if args.skip_tests else run_tests(),
-        "solvers": solver_rows(),
-        "ratios": ratio_rows(),
+        "solvers": solver_rows(args.quick),
+        "ratios": ratio_rows(args.quick),
     }
     os.makedirs(args.out, exist_ok=True)
     base = os.path.join(args.out, report["device"])
