@@ -172,11 +172,9 @@ def solve(
         raise ValueError(f"rank must be None or N={n} for method='cholesky'; got {rank}")
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax GradientTransformation; got {optimizer!r}")
-    for name, value in (("x0", x0), ("key", key)):
+    for name, value in (("optimizer", optimizer), ("x0", x0), ("key", key)):
         if value is not None and method not in ITERATIVE_METHODS:
             raise ValueError(f"{name} applies to methods {ITERATIVE_METHODS}; got {method!r}")
-    if optimizer is not None and method not in ITERATIVE_METHODS:
-        raise ValueError(f"optimizer applies to methods {ITERATIVE_METHODS}; got {method!r}")
     batch = C.shape[:-2]
     if x0 is not None:
         x0 = as_float_array(x0, "x0").astype(C.dtype)
@@ -230,7 +228,7 @@ def solve(
         X = X.reshape((*batch, n, X.shape[-1]))
         status, steps = status.reshape(batch), steps.reshape(batch)
         if W is not None:
-            residual = relative_residual(X, jnp.sqrt(W) * safe_C, weights=jnp.sqrt(W))
+            residual = relative_residual(X, W * safe_C, weights=W)
         elif measure_residual or lost_sq is None:
             residual = relative_residual(X, safe_C)
         else:
