@@ -327,3 +327,16 @@ def test_gd_float32_success_means_converged():
         assert float(sol.residual) <= 1e-5
     else:
         assert int(sol.status) == Status.MAX_STEPS
+
+
+def test_weighted_mask_residual_is_measured_with_the_weights():
+    rng = np.random.default_rng(21)
+    A = rng.standard_normal((12, 2))
+    C = A @ A.T
+    W = rng.random((12, 12)) + 0.5
+    W = W + W.T
+    sol = jaxsolve.solve(C, mask=W, rank=2, max_steps=1000)
+    X = np.asarray(sol.X)
+    expected = np.linalg.norm(W * (X @ X.T - C)) / np.linalg.norm(W * C)
+    np.testing.assert_allclose(float(sol.residual), expected, rtol=1e-6, atol=1e-14)
+    assert float(sol.residual) < 1e-10
