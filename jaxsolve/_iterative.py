@@ -157,13 +157,34 @@ class _Carry(NamedTuple):
 
 
 def _residual_and_gradient(X, S, W, S_norm, precision):
-    """Relative residual ‖M∘(X·Xᵀ − S)‖/‖M∘S‖, the weighted residual W∘R, and ∇f = (W∘R)·X."""
-    R = jnp.matmul(X, X.T, precision=precision) - S
-    WR = R if W is None else W * R
-    grad = jnp.matmul(WR, X, precision=precision)
-    abs_res = jnp.sqrt(jnp.sum(R * WR))
+    """Relative residual ‖M∘(X·Xᵀ − S)‖/‖M∘S‖, ``v ↦ (W∘R)·v``, and ∇f = (W∘R)·X.
+
+    Without a mask and with k < N the N×N residual is never formed: ∇f = X·(XᵀX) − S·X and
+    the residual comes from ‖XᵀX‖² − 2·tr(XᵀSX) + ‖S‖², O(N²k) with O(Nk) extra memory. That
+    formula cancels below about sqrt(eps) (relative): ``run_descent`` measures the residual
+    directly once it is that small.
+    """
+    if W is None and X.shape[-1] < S.shape[-1]:
+        SX = jnp.matmul(S, X, precision=precision)
+        gram = jnp.matmul(X.T, X, precision=precision)
+        grad = jnp.matmul(X, gram, precision=precision) - SX
+        res_sq = jnp.sum(gram * gram) - 2 * jnp.sum(X * SX) + S_norm**2
+        abs_res = jnp.sqrt(jnp.maximum(res_sq, 0.0))
+
+        def matvec(v):
+            return X @ (X.T @ v) - S @ v
+
+    else:
+        R = jnp.matmul(X, X.T, precision=precision) - S
+        WR = R if W is None else W * R
+        grad = jnp.matmul(WR, X, precision=precision)
+        abs_res = jnp.sqrt(jnp.sum(R * WR))
+
+        def matvec(v):
+            return WR @ v
+
     rel = jnp.where(S_norm > 0, abs_res / jnp.where(S_norm > 0, S_norm, 1.0), abs_res)
-    return rel, WR, grad
+    return rel, matvec, grad
 
 
 def _masked_norm(S, W):
@@ -194,14 +215,23 @@ def run_descent(
     S_norm = _masked_norm(S, W)
     tiny = jnp.finfo(S.dtype).tiny
     res0 = _residual_and_gradient(X0, S, W, S_norm, precision)[0]
+    factored = W is None and X0.shape[-1] < S.shape[-1]
+    coarse = 1e3 * jnp.sqrt(jnp.finfo(S.dtype).eps)  # below this the factored residual is noise
+
+    def _exact_rel(X):
+        R = jnp.matmul(X, X.T, precision=precision) - S
+        return jnp.sqrt(jnp.sum(R * R)) / jnp.where(S_norm > 0, S_norm, 1.0)
     res0 = jnp.where(jnp.isfinite(res0), res0, jnp.inf)
 
     def check(X, probe, opt_state):
         """The next update and whether to stop before applying it, with the status if so."""
-        rel, WR, grad = _residual_and_gradient(X, S, W, S_norm, precision)
+        rel, R_matvec, grad = _residual_and_gradient(X, S, W, S_norm, precision)
+        if factored:
+            # Near convergence the factored residual is noise: measure it (N×N, once a step).
+            rel = lax.cond(rel < coarse, lambda: _exact_rel(X), lambda: rel)
         # ‖R‖₂ by one power step an iteration, warm-started: R changes slowly, so the probe
         # tracks its top eigenvector at O(N²) a step. PrecGD's damping uses it.
-        R_probe = WR @ probe
+        R_probe = R_matvec(probe)
         spectral = jnp.linalg.norm(R_probe)
         probe = jnp.where(
             spectral > tiny, R_probe / jnp.where(spectral > tiny, spectral, 1.0), probe
@@ -218,7 +248,7 @@ def run_descent(
         small_step = jnp.linalg.norm(updates) <= opts.rtol * x_norm
         small_grad = jnp.linalg.norm(grad) <= opts.rtol * S_norm * x_norm
         converged = (rel <= opts.atol) | (small_step & small_grad)
-        diverged = rel > 1e6 * jnp.maximum(res0, jnp.finfo(S.dtype).eps)
+        diverged = rel > 1e6 * jnp.maximum(res0, coarse)
         status = jnp.where(converged, Status.SUCCESS, Status.DIVERGED).astype(jnp.int32)
         return status, converged | diverged, updates, opt_state, probe
 
