@@ -205,9 +205,9 @@ def run_descent(
 
     Stops (SUCCESS) when the relative residual is at most ``atol``, or both the step and
     the gradient are negligible (step <= ``rtol·‖X‖`` and ‖∇f‖ <= ``rtol·‖S‖·‖X‖``: a
-    stationary point, the nearest PSD or best rank-k answer); at
-    ``max_steps`` (MAX_STEPS); when the residual grows 1e6-fold over its start (DIVERGED);
-    or when a step turns X non-finite (NON_FINITE, the last finite X kept).
+    stationary point, the nearest PSD or best rank-k answer); at ``max_steps``
+    (MAX_STEPS); when the residual grows 1e6-fold over its start (DIVERGED); or when a
+    step turns X non-finite (NON_FINITE, the last finite X kept).
     With ``fixed_steps`` it runs ``max_steps`` iterations of ``fori_loop``
     (reverse-differentiable; ``max_steps`` static), X frozen once a stop condition holds.
     """
@@ -215,20 +215,20 @@ def run_descent(
     S_norm = _masked_norm(S, W)
     tiny = jnp.finfo(S.dtype).tiny
     res0 = _residual_and_gradient(X0, S, W, S_norm, precision)[0]
+    res0 = jnp.where(jnp.isfinite(res0), res0, jnp.inf)
     factored = W is None and X0.shape[-1] < S.shape[-1]
     coarse = 1e3 * jnp.sqrt(jnp.finfo(S.dtype).eps)  # below this the factored residual is noise
 
-    def _exact_rel(X):
+    def exact_relative_residual(X):
         R = jnp.matmul(X, X.T, precision=precision) - S
         return jnp.sqrt(jnp.sum(R * R)) / jnp.where(S_norm > 0, S_norm, 1.0)
-    res0 = jnp.where(jnp.isfinite(res0), res0, jnp.inf)
 
     def check(X, probe, opt_state):
         """The next update and whether to stop before applying it, with the status if so."""
         rel, R_matvec, grad = _residual_and_gradient(X, S, W, S_norm, precision)
         if factored:
             # Near convergence the factored residual is noise: measure it (N×N, once a step).
-            rel = lax.cond(rel < coarse, lambda: _exact_rel(X), lambda: rel)
+            rel = lax.cond(rel < coarse, lambda: exact_relative_residual(X), lambda: rel)
         # ‖R‖₂ by one power step an iteration, warm-started: R changes slowly, so the probe
         # tracks its top eigenvector at O(N²) a step. PrecGD's damping uses it.
         R_probe = R_matvec(probe)
