@@ -46,6 +46,16 @@ def _symmetry_status(C: jax.Array, S: jax.Array) -> tuple[jax.Array, jax.Array]:
     return status.astype(jnp.int32), skew_sq
 
 
+def _over_matrices(fn, *flat_args):
+    """``vmap(fn)`` over the flattened batch, or a direct call for a single matrix, so that
+    ``lax.cond`` inside (auto's Cholesky fallback, the iterative loop's occasional exact
+    residual) really skips the branch not taken instead of becoming a ``select``."""
+    if flat_args[0].shape[0] != 1:
+        return jax.vmap(fn)(*flat_args)
+    single = fn(*(None if a is None else a[0] for a in flat_args))
+    return jax.tree.map(lambda x: x[None], single)
+
+
 def _check_mask(mask: Any, shape: tuple[int, ...]) -> jax.Array:
     """The mask as float weights of C's shape (or broadcastable to it); ValueError if negative."""
     W = as_float_array(mask, "mask")
@@ -197,7 +207,7 @@ def solve(
 
     with jax.default_matmul_precision(precision):
         if method in CLOSED_FORMS:
-            X, status, lost_sq = jax.vmap(lambda s: CLOSED_FORMS[method](s, k))(flat_S)
+            X, status, lost_sq = _over_matrices(lambda s: CLOSED_FORMS[method](s, k), flat_S)
             steps = jnp.zeros(flat_S.shape[0], jnp.int32)
         else:
             opts = _iter_options(
@@ -222,7 +232,7 @@ def solve(
                     precision=None,
                 )
 
-            X, status, steps = jax.vmap(one)(flat_S, flat_W, flat_x0, keys)
+            X, status, steps = _over_matrices(one, flat_S, flat_W, flat_x0, keys)
             lost_sq = None
 
         X = X.reshape((*batch, n, X.shape[-1]))
