@@ -144,7 +144,6 @@ class IterOptions(NamedTuple):
     atol: jax.Array
     max_steps: jax.Array
     learning_rate: jax.Array
-    damping: jax.Array
 
 
 class _Carry(NamedTuple):

@@ -84,7 +84,6 @@ def _iter_options(dtype, n, rtol, atol, max_steps, learning_rate, method, fixed_
         atol=jnp.asarray(4 * math.sqrt(max(n, 1)) * eps if atol is None else atol, dtype),
         max_steps=max_steps if fixed_steps else jnp.asarray(max_steps, jnp.int32),
         learning_rate=jnp.asarray(learning_rate, dtype),
-        damping=jnp.asarray(0.0, dtype),
     )
 
 
