@@ -1,0 +1,185 @@
+"""Unrolled Cholesky / SPD solve for tiny matrices against NumPy references."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from jaxsolve._small_linalg import (
+    SMALL_N,
+    small_cho_solve,
+    small_cholesky,
+    small_spd_solve,
+    use_small,
+)
+
+SIZES = (1, 2, 3, 5, 8)
+BATCHES = ((), (7,), (2, 3))
+
+# Module-level jitted functions: each (shape, dtype) compiles once for the whole file.
+chol_jit = jax.jit(small_cholesky)
+solve_jit = jax.jit(small_spd_solve)
+
+
+def random_spd(rng, batch, n, cond=1e3):
+    """SPD matrices with eigenvalues log-spaced in [1/cond, 1] and a random basis."""
+    Q, _ = np.linalg.qr(rng.standard_normal((*batch, n, n)))
+    lam = np.logspace(0, -np.log10(cond), n)
+    return (Q * lam) @ np.swapaxes(Q, -1, -2)
+
+
+def norm(X):
+    return np.linalg.norm(X, axis=(-2, -1), keepdims=True)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("batch", BATCHES)
+def test_cholesky_and_solve_float64(n, batch):
+    rng = np.random.default_rng(n)
+    for cond in (1.0, 1e4, 1e8):
+        A = random_spd(rng, batch, n, cond)
+        B = rng.standard_normal((*batch, n, 3))
+        L = np.asarray(chol_jit(A))
+        assert L.shape == A.shape and L.dtype == np.float64
+        np.testing.assert_array_equal(np.triu(L, 1), 0)
+        assert np.all(np.abs(L @ np.swapaxes(L, -1, -2) - A) <= 1e-12 * norm(A))
+        np.testing.assert_allclose(L, np.linalg.cholesky(A), rtol=0, atol=1e-7 * norm(L).max())
+        X = np.asarray(solve_jit(A, B))
+        # backward error is tiny whatever the condition; forward error scales with it
+        assert np.all(np.abs(A @ X - B) <= 1e-12 * norm(A) * norm(X))
+        ref = np.linalg.solve(A, B)
+        assert np.all(np.abs(X - ref) <= 1e-12 * cond * norm(ref))
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_float32(n):
+    rng = np.random.default_rng(10 + n)
+    A = random_spd(rng, (7,), n, cond=1e2)
+    B = rng.standard_normal((7, n, 2))
+    eps = np.finfo(np.float32).eps
+    L = chol_jit(jnp.asarray(A, jnp.float32))
+    X = solve_jit(jnp.asarray(A, jnp.float32), jnp.asarray(B, jnp.float32))
+    assert L.dtype == jnp.float32 and X.dtype == jnp.float32
+    L, X = np.asarray(L, np.float64), np.asarray(X, np.float64)
+    assert np.all(np.abs(L @ np.swapaxes(L, -1, -2) - A) <= 10 * n * eps * norm(A))
+    ref = np.linalg.solve(A, B)
+    assert np.all(np.abs(X - ref) <= 10 * n * eps * 1e2 * norm(ref))
+
+
+def test_failures_are_per_matrix():
+    rng = np.random.default_rng(1)
+    A = random_spd(rng, (4,), 5)
+    A[1, 3, 3] = -1.0  # indefinite
+    A[2, 4, 1] = np.nan  # NaN in the lower triangle
+    B = rng.standard_normal((4, 5, 2))
+    L, X = np.asarray(chol_jit(A)), np.asarray(solve_jit(A, B))
+    lower = np.tri(5, dtype=bool)
+    for bad in (1, 2):
+        assert np.all(np.isnan(L[bad][lower])) and np.all(L[bad][~lower] == 0)
+        assert np.all(np.isnan(X[bad]))
+    for good in (0, 3):
+        np.testing.assert_allclose(L[good], np.linalg.cholesky(A[good]), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(X[good], np.linalg.solve(A[good], B[good]), rtol=1e-10)
+    # same failure pattern as jax.lax.linalg.cholesky for the indefinite matrix (for the NaN
+    # one CPU LAPACK returns a partly-NaN factor with success; here a NaN pivot is a failure)
+    ref = np.asarray(jax.lax.linalg.cholesky(jnp.asarray(A[:2]), symmetrize_input=False))
+    np.testing.assert_array_equal(np.isnan(L[:2]), np.isnan(ref))
+    # a zero pivot (PSD, singular) fails too
+    assert np.all(np.isnan(np.asarray(chol_jit(np.zeros((3, 3))))[np.tri(3, dtype=bool)]))
+
+
+def test_reads_only_lower_triangle():
+    rng = np.random.default_rng(2)
+    A = random_spd(rng, (7,), 5)
+    B = rng.standard_normal((7, 5, 2))
+    garbage = A.copy()
+    upper = np.triu(np.ones((5, 5), bool), 1)
+    garbage[:, upper] = np.nan
+    garbage[0, upper] = 1e30
+    np.testing.assert_array_equal(np.asarray(chol_jit(garbage)), np.asarray(chol_jit(A)))
+    np.testing.assert_array_equal(np.asarray(solve_jit(garbage, B)), np.asarray(solve_jit(A, B)))
+    L = np.asarray(chol_jit(A))
+    np.testing.assert_array_equal(
+        np.asarray(small_cho_solve(L + np.where(upper, np.nan, 0.0), B)),
+        np.asarray(small_cho_solve(L, B)),
+    )
+
+
+def test_jit_equals_eager_and_vmap_equals_loop():
+    rng = np.random.default_rng(3)
+    A = random_spd(rng, (2, 3), 3)  # small n: eager runs the unrolled code op by op
+    B = rng.standard_normal((2, 3, 3, 2))
+    np.testing.assert_allclose(small_cholesky(A), chol_jit(A), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(small_spd_solve(A, B), solve_jit(A, B), rtol=1e-12, atol=0)
+    vm = jax.vmap(small_spd_solve)(A[0], B[0])
+    loop = np.stack([np.asarray(small_spd_solve(A[0, i], B[0, i])) for i in range(3)])
+    np.testing.assert_allclose(vm, loop, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(jax.vmap(small_cholesky)(A[0]), chol_jit(A[0]), rtol=1e-13)
+
+
+def test_broadcast_batch_and_vector_rhs():
+    rng = np.random.default_rng(4)
+    A = random_spd(rng, (7,), 3)
+    B = rng.standard_normal((3, 4))  # one B shared by the batch
+    X = np.asarray(small_spd_solve(A, B))
+    assert X.shape == (7, 3, 4)
+    np.testing.assert_allclose(X, np.linalg.solve(A, np.broadcast_to(B, (7, 3, 4))), rtol=1e-10)
+    b = rng.standard_normal((7, 3))
+    x = np.asarray(small_spd_solve(A, b[..., None])[..., 0])
+    np.testing.assert_allclose(x, np.linalg.solve(A, b[..., None])[..., 0], rtol=1e-10)
+
+
+def test_gradients_match_jnp_solve_and_are_finite():
+    rng = np.random.default_rng(5)
+    G = random_spd(rng, (3,), 3, cond=10.0)
+    b = rng.standard_normal((3, 3, 1))
+    w = rng.standard_normal((3, 3, 1))
+
+    def loss(solve, G, b):
+        # symmetrise so both solvers see the same function of the free entries
+        G = (G + jnp.swapaxes(G, -1, -2)) / 2
+        return jnp.sum(w * solve(G, b))
+
+    got = jax.jit(jax.grad(lambda G, b: loss(small_spd_solve, G, b), argnums=(0, 1)))(G, b)
+    want = jax.grad(lambda G, b: loss(jnp.linalg.solve, G, b), argnums=(0, 1))(G, b)
+    for g, r in zip(got, want, strict=True):
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12)
+    # finite differences on the factor itself
+    check_grads(chol_jit, (G,), order=1, modes=("rev",))
+
+
+def test_no_nan_gradient_leaks_from_failed_matrix():
+    rng = np.random.default_rng(6)
+    G = random_spd(rng, (3,), 3)
+    G[1, 1, 1] = -5.0  # indefinite: its X is NaN, the others must keep finite gradients
+    b = rng.standard_normal((3, 3, 1))
+
+    def loss(G):
+        X = small_spd_solve(G, b)
+        return jnp.sum(jnp.where(jnp.isnan(X), 0.0, X))
+
+    g = np.asarray(jax.jit(jax.grad(loss))(G))
+    assert np.all(np.isfinite(g))
+    g_ok = np.asarray(jax.jit(jax.grad(lambda G: jnp.sum(solve_jit(G, b[[0, 2]]))))(G[[0, 2]]))
+    np.testing.assert_allclose(g[[0, 2]], g_ok, rtol=1e-12, atol=1e-14)
+
+
+def test_use_small_and_bad_inputs():
+    assert SMALL_N >= 3
+    assert use_small(1) and use_small(SMALL_N)
+    assert not use_small(0) and not use_small(SMALL_N + 1)
+    with pytest.raises(ValueError, match="SMALL_N"):
+        small_cholesky(np.eye(SMALL_N + 1))
+    with pytest.raises(ValueError, match=r"\(\.\.\., n, n\)"):
+        small_cholesky(np.ones((3, 4)))
+    with pytest.raises(ValueError, match=r"\(\.\.\., n, m\)"):
+        small_cho_solve(np.eye(3), np.ones(3))
+    with pytest.raises(ValueError, match="broadcast"):
+        small_cho_solve(np.broadcast_to(np.eye(3), (2, 3, 3)), np.ones((5, 3, 1)))
+    with pytest.raises(TypeError, match="complex"):
+        small_cholesky(np.eye(2, dtype=np.complex64))
+    assert small_cholesky(np.zeros((0, 2, 2))).shape == (0, 2, 2)
+    # integers promote to the default float, 1x1 works
+    np.testing.assert_allclose(small_cholesky(np.array([[4]])), [[2.0]])
