@@ -14,12 +14,20 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._checks import as_square_matrices, default_tol
+from ._small_linalg import cholesky_lower, use_small
 from ._solution import Status
 
 
 def symmetric_part(C: jax.Array) -> jax.Array:
     """``(C + Cᵀ)/2`` over the last two axes: the only part of C that X·Xᵀ can match."""
     return (C + jnp.swapaxes(C, -1, -2)) / 2
+
+
+def symmetric_eigh(S: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(eigenvalues ascending, eigenvectors) of an already symmetric S, from its lower
+    triangle: ``jnp.linalg.eigh`` would symmetrise a second time (a transposed pass)."""
+    V, lam = lax.linalg.eigh(S, symmetrize_input=False)
+    return lam, V
 
 
 def psd_status(eigenvalues: jax.Array) -> jax.Array:
@@ -47,13 +55,13 @@ def _spectral_function(f: Callable, df: Callable) -> Callable:
 
     @jax.custom_jvp
     def fun(S):
-        lam, V = jnp.linalg.eigh(S)
+        lam, V = symmetric_eigh(S)
         return (V * f(lam)) @ V.T, lam
 
     @fun.defjvp
     def fun_jvp(primals, tangents):
         (S,), (dS,) = primals, tangents
-        lam, V = jnp.linalg.eigh(S)
+        lam, V = symmetric_eigh(S)
         f_lam = f(lam)
         gap = lam[:, None] - lam[None, :]
         scale = jnp.max(jnp.abs(lam), initial=0.0)
@@ -108,9 +116,13 @@ def _batched(fun: Callable, S: jax.Array) -> jax.Array:
     return jax.vmap(fun)(flat).reshape((*batch, *S.shape[-2:]))
 
 
-# --- the factor methods: (S, rank) -> (X, status, lost), one matrix ------------------------
-# ``lost`` is ‖S − X·Xᵀ‖²_F known from the decomposition (exact in exact arithmetic): what
+# --- the factor methods: (S, rank) -> (X, status, lost, total), one matrix ----------------
+# ``lost`` is ‖S − X·Xᵀ‖²_F and ``total`` ‖S‖²_F as far as the decomposition knows them
+# (exact in exact arithmetic; ``total`` NaN where it does not): what
 # ``solve(..., measure_residual=False)`` reports instead of forming X·Xᵀ.
+
+
+Factor = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # (X, status, lost, total)
 
 
 def _lost_squared(lam: jax.Array, rank: int) -> jax.Array:
@@ -120,37 +132,46 @@ def _lost_squared(lam: jax.Array, rank: int) -> jax.Array:
     return jnp.sum(jnp.where(kept, jnp.minimum(lam, 0.0), lam) ** 2)
 
 
-def cholesky_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def cholesky_factor(S: jax.Array, rank: int) -> Factor:
     """Lower-triangular L with L·Lᵀ = S; CHOLESKY_FAILED (and X all NaN) if S is not PD."""
     del rank  # always full; checked by solve
-    L = lax.linalg.cholesky(S, symmetrize_input=False)  # S is symmetrised by solve()
-    ok = jnp.all(jnp.isfinite(L))
+    # S is symmetrised by solve(). A failed factorisation has a NaN or non-positive pivot,
+    # so the diagonal decides (O(N)); JAX's own failure value keeps zeros above the
+    # diagonal, hence the ``where`` (one elementwise pass, fused with solve's own).
+    if use_small(S.shape[-1]):  # unrolled: much faster for big batches of tiny matrices
+        L = cholesky_lower(S)
+    else:
+        L = lax.linalg.cholesky(S, symmetrize_input=False)
+    diag = jnp.diagonal(L)
+    ok = jnp.all(jnp.isfinite(diag) & (diag > 0))
     status = jnp.where(ok, Status.SUCCESS, Status.CHOLESKY_FAILED).astype(jnp.int32)
-    return jnp.where(ok, L, jnp.nan), status, jnp.where(ok, 0.0, jnp.nan).astype(S.dtype)
+    L = jnp.where(ok, L, jnp.nan)
+    nan = jnp.full((), jnp.nan, S.dtype)
+    return L, status, jnp.where(ok, 0.0, nan), nan
 
 
-def eigh_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def eigh_factor(S: jax.Array, rank: int) -> Factor:
     """``X = V_k·sqrt(max(Λ_k, 0))`` from the top-``rank`` eigenpairs, largest first: the
     Frobenius-optimal rank-k PSD factor (Eckart–Young on the PSD part). NOT_PSD if S has
     negative eigenvalues."""
-    lam, V = jnp.linalg.eigh(S)
+    lam, V = symmetric_eigh(S)
     X = (V * _safe_sqrt(lam))[:, ::-1][:, :rank]
-    return X, psd_status(lam), _lost_squared(lam, rank)
+    return X, psd_status(lam), _lost_squared(lam, rank), jnp.sum(lam**2)
 
 
-def sqrt_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def sqrt_factor(S: jax.Array, rank: int) -> Factor:
     """The symmetric PSD square root ``V·sqrt(Λ₊)·Vᵀ`` (N×N); with ``rank=k`` the root of the
     best rank-k PSD approximation. NOT_PSD if S has negative eigenvalues."""
     if rank == S.shape[-1]:
         X, lam = _psd_sqrt(S)
     else:
-        lam, V = jnp.linalg.eigh(S)
+        lam, V = symmetric_eigh(S)
         top = jnp.arange(lam.shape[-1]) >= lam.shape[-1] - rank
         X = (V * jnp.where(top, _safe_sqrt(lam), 0.0)) @ V.T
-    return X, psd_status(lam), _lost_squared(lam, rank)
+    return X, psd_status(lam), _lost_squared(lam, rank), jnp.sum(lam**2)
 
 
-def auto_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def auto_factor(S: jax.Array, rank: int) -> Factor:
     """Cholesky where it succeeds, else the eigh factor; the choice is ``lax.cond`` on the
     data, so no Python branch on traced values (under ``vmap`` both sides are computed)."""
     if rank < S.shape[-1]:
@@ -159,7 +180,7 @@ def auto_factor(S: jax.Array, rank: int) -> tuple[jax.Array, jax.Array, jax.Arra
     return lax.cond(chol[1] == Status.SUCCESS, lambda: chol, lambda: eigh_factor(S, rank))
 
 
-CLOSED_FORMS: dict[str, Callable[[jax.Array, int], tuple[jax.Array, jax.Array, jax.Array]]] = {
+CLOSED_FORMS: dict[str, Callable[[jax.Array, int], Factor]] = {
     "cholesky": cholesky_factor,
     "eigh": eigh_factor,
     "sqrt": sqrt_factor,

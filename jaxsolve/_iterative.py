@@ -32,7 +32,7 @@ class ScaledGradientState(NamedTuple):
 
 
 def scaled_gradient(
-    damping: float = 0.0, residual_weight: float = 0.5
+    damping: float = 0.0, residual_weight: float = 0.5, orthogonal_scale: float = 1.0
 ) -> optax.GradientTransformationExtraArgs:
     """Right-precondition a gradient of a factor X: ``g ↦ g·(XᵀX + δI)⁻¹``.
 
@@ -42,6 +42,14 @@ def scaled_gradient(
     ``δ = damping + residual_weight·residual_norm`` where ``residual_norm`` (passed by the
     solver as an extra argument: the solver's running estimate of ‖X·Xᵀ − C‖₂; 0 if absent)
     makes it vanish at an exact solution and match the clipped eigenvalues otherwise.
+
+    ``orthogonal_scale`` multiplies the part of the step outside the column space of X
+    (1: plain ScaledGD). Near a rank-k optimum that part evolves like subspace iteration,
+    contracting by ``1 − η·(1 − λ_{k+1}/λ_k)`` a step, while the part inside the column
+    space contracts by ``1 − 2η`` (Newton-like at η = ½). The solver's low-rank unmasked
+    precgd uses η = ½ with ``orthogonal_scale=2``, a full step outside: both parts then
+    contract as fast as they can (rate λ_{k+1}/λ_k instead of ½ + ½·λ_{k+1}/λ_k). With
+    k = N there is no such part and nothing changes.
 
     Compose it like any optax transform, e.g. ``optax.chain(scaled_gradient(), optax.sgd(0.5))``.
     ``params`` (the factor X, shape (..., N, k)) must be passed to ``update``.
@@ -56,21 +64,31 @@ def scaled_gradient(
         if params is None:
             raise ValueError("scaled_gradient needs params (the factor X) in update()")
         delta = damping + (0.0 if residual_norm is None else residual_weight * residual_norm)
-        updates = jax.tree.map(lambda g, x: _right_solve(g, x, delta), updates, params)
+        updates = jax.tree.map(
+            lambda g, x: _right_solve(g, x, delta, orthogonal_scale), updates, params
+        )
         return updates, state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _right_solve(g: jax.Array, x: jax.Array, delta: jax.Array) -> jax.Array:
-    """``g·(xᵀx + δI)⁻¹`` for the SPD Gram matrix (k×k: cheap next to the N×k products)."""
+def _right_solve(g: jax.Array, x: jax.Array, delta, orthogonal_scale) -> jax.Array:
+    """``g·(xᵀx + δI)⁻¹`` for the SPD Gram matrix (k×k: cheap next to the N×k products),
+    with its component outside the column space of x scaled by ``orthogonal_scale``."""
     k = x.shape[-1]
-    gram = jnp.swapaxes(x, -1, -2) @ x
+    xt = jnp.swapaxes(x, -1, -2)
+    gram = xt @ x
     # A floor relative to the Gram's size keeps the solve defined when X is rank deficient.
     floor = jnp.finfo(x.dtype).eps * (jnp.trace(gram, axis1=-2, axis2=-1) + 1.0)
-    gram = gram + (delta + floor)[..., None, None] * jnp.eye(k, dtype=x.dtype)
+    eye = jnp.eye(k, dtype=x.dtype)
     # The Gram is symmetric, so (g·G⁻¹)ᵀ = G⁻¹·gᵀ.
-    return jnp.swapaxes(spd_solve(gram, jnp.swapaxes(g, -1, -2)), -1, -2)
+    damped = gram + (delta + floor)[..., None, None] * eye
+    step = jnp.swapaxes(spd_solve(damped, jnp.swapaxes(g, -1, -2)), -1, -2)
+    if isinstance(orthogonal_scale, (int, float)) and orthogonal_scale == 1:
+        return step  # plain ScaledGD
+    # x·(xᵀx)⁻¹·xᵀ·step: the part of the step inside the column space of x.
+    inside = x @ spd_solve(gram + floor[..., None, None] * eye, xt @ step)
+    return inside + orthogonal_scale * (step - inside)
 
 
 def spd_solve(G: jax.Array, B: jax.Array) -> jax.Array:
@@ -112,10 +130,14 @@ def lanczos_extremes(S: jax.Array, steps: int = 32) -> tuple[jax.Array, jax.Arra
     return theta[0], theta[-1]
 
 
-def spectral_init(S: jax.Array, rank: int, key: jax.Array, power_steps: int = 2) -> jax.Array:
+def spectral_init(
+    S: jax.Array, rank: int, key: jax.Array, power_steps: int = 2
+) -> tuple[jax.Array, jax.Array]:
     """A rank-``rank`` factor from a randomized eigendecomposition of S (Halko, Martinsson &
     Tropp 2011): range finder with oversampling and power steps, then Rayleigh–Ritz.
-    O(N²·(k + p)) — the 'spectral initialisation' ScaledGD assumes."""
+    O(N²·(k + p)) — the 'spectral initialisation' ScaledGD assumes. Also returns the k + p
+    Ritz values: they lie inside S's spectrum, and the power steps pull them towards the
+    eigenvalues largest in magnitude, negative ones included."""
     n = S.shape[-1]
     sketch = min(n, rank + 10)
     Y = S @ jax.random.normal(key, (n, sketch), S.dtype)
@@ -124,7 +146,7 @@ def spectral_init(S: jax.Array, rank: int, key: jax.Array, power_steps: int = 2)
     Q = jnp.linalg.qr(Y)[0]
     theta, W = jnp.linalg.eigh(Q.T @ S @ Q)
     top_vals, top_vecs = theta[::-1][:rank], W[:, ::-1][:, :rank]
-    return (Q @ top_vecs) * jnp.sqrt(jnp.maximum(top_vals, 0.0))
+    return (Q @ top_vecs) * jnp.sqrt(jnp.maximum(top_vals, 0.0)), theta
 
 
 def random_init(S: jax.Array, rank: int, key: jax.Array, lam_max: jax.Array) -> jax.Array:
@@ -155,35 +177,34 @@ class _Carry(NamedTuple):
     done: jax.Array
 
 
-def _residual_and_gradient(X, S, W, S_norm, precision):
-    """Relative residual ‖M∘(X·Xᵀ − S)‖/‖M∘S‖, ``v ↦ (W∘R)·v``, and ∇f = (W∘R)·X.
+def _residual_and_gradient(X, S, W, S_norm, probe, precision):
+    """Relative residual ‖M∘(X·Xᵀ − S)‖/‖M∘S‖, ∇f = (W∘R)·X, and (W∘R)·probe.
 
-    Without a mask and with k < N the N×N residual is never formed: ∇f = X·(XᵀX) − S·X and
-    the residual comes from ‖XᵀX‖² − 2·tr(XᵀSX) + ‖S‖², O(N²k) with O(Nk) extra memory. That
-    formula cancels below about sqrt(eps) (relative): ``run_descent`` measures the residual
-    directly once it is that small.
+    The probe rides along as one more column of the product with S (or W∘R): one pass over
+    the N×N matrix a step, not two. Without a mask and with k < N the N×N residual is never
+    formed: ∇f = X·(XᵀX) − S·X and the residual comes from ‖XᵀX‖² − 2·tr(XᵀSX) + ‖S‖²,
+    O(N²k) with O(Nk) extra memory. That formula cancels below about sqrt(eps) (relative):
+    ``run_descent`` measures the residual directly once it is that small.
     """
-    if W is None and X.shape[-1] < S.shape[-1]:
-        SX = jnp.matmul(S, X, precision=precision)
+    k = X.shape[-1]
+    Xp = jnp.concatenate([X, probe[:, None]], axis=1)
+    if W is None and k < S.shape[-1]:
+        SXp = jnp.matmul(S, Xp, precision=precision)
+        SX, Sp = SXp[:, :k], SXp[:, k]
         gram = jnp.matmul(X.T, X, precision=precision)
         grad = jnp.matmul(X, gram, precision=precision) - SX
         res_sq = jnp.sum(gram * gram) - 2 * jnp.sum(X * SX) + S_norm**2
         abs_res = jnp.sqrt(jnp.maximum(res_sq, 0.0))
-
-        def matvec(v):
-            return X @ (X.T @ v) - S @ v
-
+        R_probe = X @ (X.T @ probe) - Sp
     else:
         R = jnp.matmul(X, X.T, precision=precision) - S
         WR = R if W is None else W * R
-        grad = jnp.matmul(WR, X, precision=precision)
+        WRXp = jnp.matmul(WR, Xp, precision=precision)
+        grad, R_probe = WRXp[:, :k], WRXp[:, k]
         abs_res = jnp.sqrt(jnp.sum(R * WR))
 
-        def matvec(v):
-            return WR @ v
-
     rel = jnp.where(S_norm > 0, abs_res / jnp.where(S_norm > 0, S_norm, 1.0), abs_res)
-    return rel, matvec, grad
+    return rel, R_probe, grad
 
 
 def _masked_norm(S, W):
@@ -213,7 +234,8 @@ def run_descent(
     tx = optax.with_extra_args_support(tx)
     S_norm = _masked_norm(S, W)
     tiny = jnp.finfo(S.dtype).tiny
-    res0 = _residual_and_gradient(X0, S, W, S_norm, precision)[0]
+    probe0 = jnp.ones(S.shape[-1], S.dtype) / jnp.sqrt(max(S.shape[-1], 1))
+    res0 = _residual_and_gradient(X0, S, W, S_norm, probe0, precision)[0]
     res0 = jnp.where(jnp.isfinite(res0), res0, jnp.inf)
     factored = W is None and X0.shape[-1] < S.shape[-1]
     coarse = 1e3 * jnp.sqrt(jnp.finfo(S.dtype).eps)  # below this the factored residual is noise
@@ -224,13 +246,12 @@ def run_descent(
 
     def check(X, probe, opt_state):
         """The next update and whether to stop before applying it, with the status if so."""
-        rel, R_matvec, grad = _residual_and_gradient(X, S, W, S_norm, precision)
+        rel, R_probe, grad = _residual_and_gradient(X, S, W, S_norm, probe, precision)
         if factored:
             # Near convergence the factored residual is noise: measure it (N×N, once a step).
             rel = lax.cond(rel < coarse, lambda: exact_relative_residual(X), lambda: rel)
         # ‖R‖₂ by one power step an iteration, warm-started: R changes slowly, so the probe
         # tracks its top eigenvector at O(N²) a step. PrecGD's damping uses it.
-        R_probe = R_matvec(probe)
         spectral = jnp.linalg.norm(R_probe)
         probe = jnp.where(
             spectral > tiny, R_probe / jnp.where(spectral > tiny, spectral, 1.0), probe
@@ -267,7 +288,7 @@ def run_descent(
     init = _Carry(
         X=X0,
         opt_state=tx.init(X0),
-        probe=jnp.ones(S.shape[-1], S.dtype) / jnp.sqrt(max(S.shape[-1], 1)),
+        probe=probe0,
         step=jnp.zeros((), jnp.int32),
         status=jnp.asarray(Status.MAX_STEPS, jnp.int32),
         done=jnp.asarray(False),
@@ -287,20 +308,27 @@ def run_descent(
 
 def _is_not_psd(S, rank, lam_min, lam_max):
     """Whether S has eigenvalues below −tol·λ_max: exact (a Cholesky of S + tol·λ_max·I,
-    O(N³) like a full-rank solve) when rank = N; from the Lanczos estimate, which can miss
-    small negative eigenvalues inside the spectrum, when rank < N (kept O(N²k))."""
+    O(N³) like a full-rank solve) when rank = N; from the estimate of λ_min when rank < N
+    (kept O(N²k)): the sketch's Ritz values or Lanczos, which find the negative eigenvalues
+    large in magnitude and can miss small ones inside the spectrum."""
     n = S.shape[-1]
     tol = default_tol(n, S.dtype) * jnp.maximum(lam_max, 0.0)
     if rank < n:
         return lam_min < -tol
     shifted = S + (tol + jnp.finfo(S.dtype).tiny) * jnp.eye(n, dtype=S.dtype)
-    return ~jnp.all(jnp.isfinite(jnp.linalg.cholesky(shifted)))
+    L = lax.linalg.cholesky(shifted, symmetrize_input=False)
+    return ~jnp.all(jnp.isfinite(jnp.diagonal(L)))
 
 
-def default_optimizer(method: str, learning_rate: jax.Array) -> optax.GradientTransformation:
-    """Plain gradient descent for "gd"; the preconditioned step for "precgd"."""
+def default_optimizer(
+    method: str, learning_rate: jax.Array, split: bool = False
+) -> optax.GradientTransformation:
+    """Plain gradient descent for "gd"; the preconditioned step for "precgd" (``split``: twice
+    the step outside the column space of X, a full step at the default ½, for low-rank
+    unmasked problems; see :func:`scaled_gradient`)."""
     if method == "precgd":
-        return optax.chain(scaled_gradient(), optax.sgd(learning_rate))
+        scale = 2.0 if split else 1.0
+        return optax.chain(scaled_gradient(orthogonal_scale=scale), optax.sgd(learning_rate))
     return optax.sgd(learning_rate)
 
 
@@ -317,16 +345,24 @@ def iterative_factor(
     fixed_steps: bool,
     precision: Any,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """One matrix: pick the start and the optimizer, run the loop, add the PSD status."""
-    lam_min, lam_max = lanczos_extremes(S)
+    """One matrix: pick the start and the optimizer, run the loop, add the PSD status.
+
+    The spectral estimates (λ_min, λ_max) come from the sketch when precgd starts from one
+    (rank < N, no x0): the Ritz values of its k + 10 columns, at no extra pass over S;
+    otherwise from 32 Lanczos steps (32 passes)."""
+    sketched = method == "precgd" and rank < S.shape[-1] and X0 is None
+    if sketched:
+        X0, ritz = spectral_init(S, rank, key)
+        lam_min, lam_max = ritz[0], ritz[-1]
+    else:
+        lam_min, lam_max = lanczos_extremes(S)
     lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
-    if X0 is None:
-        if method == "precgd" and rank < S.shape[-1]:
-            X0 = spectral_init(S, rank, key)
-            # X = 0 is a saddle of f (the sketch finds no positive part): nudge it.
-            nudge = random_init(S, rank, jax.random.fold_in(key, 1), lam_max)
-            X0 = jnp.where(jnp.any(X0 != 0), X0, 1e-3 * nudge)
-        elif method == "precgd":
+    if sketched:
+        # X = 0 is a saddle of f (the sketch finds no positive part): nudge it.
+        nudge = random_init(S, rank, jax.random.fold_in(key, 1), lam_max)
+        X0 = jnp.where(jnp.any(X0 != 0), X0, 1e-3 * nudge)
+    elif X0 is None:
+        if method == "precgd":
             X0 = jnp.sqrt(jnp.maximum(lam_max, 0.0)) * jnp.eye(S.shape[-1], rank, dtype=S.dtype)
         else:
             X0 = random_init(S, rank, key, lam_max)
@@ -337,7 +373,7 @@ def iterative_factor(
             # solution (about 2·λ_max), so plain GD converges without tuning.
             auto_lr = 1.0 / (3.0 * jnp.maximum(lam_max, jnp.finfo(S.dtype).tiny))
             lr = jnp.where(jnp.isnan(lr), auto_lr, lr)
-        optimizer = default_optimizer(method, lr)
+        optimizer = default_optimizer(method, lr, split=W is None and rank < S.shape[-1])
     elif method == "precgd":
         optimizer = optax.chain(scaled_gradient(), optimizer)
     X, status, steps = run_descent(

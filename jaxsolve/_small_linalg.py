@@ -213,3 +213,36 @@ def small_spd_solve(G: ArrayLike, B: ArrayLike) -> jax.Array:
         >>> x = small_spd_solve(G, b[..., None])[..., 0]
     """
     return small_cho_solve(small_cholesky(G), B)
+
+
+@jax.custom_jvp
+def cholesky_lower(S: jax.Array) -> jax.Array:
+    """``small_cholesky`` of ONE symmetric matrix, written to be ``vmap``-ped: the batching
+    rule hands the whole batch to :func:`small_cholesky` (batch-last inside) instead of
+    letting ``vmap`` batch every unrolled scalar operation with the batch leading (several
+    times slower). For per-matrix code such as ``solve``'s pipeline. Differentiable: the
+    derivative is the standard Cholesky one (``custom_vmap`` alone has no reverse mode)."""
+    return _cholesky_lower_batchable(S)
+
+
+@cholesky_lower.defjvp
+def _cholesky_lower_jvp(primals, tangents):
+    # dL = L·Φ(L⁻¹·dS·L⁻ᵀ), Φ = lower triangle with the diagonal halved (dS symmetric).
+    (S,), (dS,) = primals, tangents
+    L = cholesky_lower(S)
+    tri = jax.lax.linalg.triangular_solve
+    inner = tri(L, dS, left_side=False, lower=True, transpose_a=True)  # dS·L⁻ᵀ
+    inner = tri(L, inner, left_side=True, lower=True)  # L⁻¹·dS·L⁻ᵀ
+    phi = jnp.tril(inner) - 0.5 * jnp.diag(jnp.diagonal(inner))
+    return L, L @ phi
+
+
+@jax.custom_batching.custom_vmap
+def _cholesky_lower_batchable(S: jax.Array) -> jax.Array:
+    return small_cholesky(S)
+
+
+@_cholesky_lower_batchable.def_vmap
+def _cholesky_lower_vmap(axis_size, in_batched, S):
+    del axis_size
+    return small_cholesky(S), in_batched[0]

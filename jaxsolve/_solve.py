@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax import lax
 
 from ._checks import (
     as_float_array,
@@ -37,19 +38,87 @@ def relative_residual(X: jax.Array, C: jax.Array, weights: jax.Array | None = No
     return jnp.where(norm > 0, err / jnp.where(norm > 0, norm, 1.0), err)
 
 
-def _symmetry_status(C: jax.Array, S: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """NOT_SYMMETRIC where the skew part of C is beyond rounding; and ‖C − S‖²_F."""
-    skew_sq = jnp.sum((C - S) ** 2, axis=(-2, -1))
-    norm_sq = jnp.sum(C**2, axis=(-2, -1))
-    tol = default_tol(C.shape[-1], C.dtype)
-    status = jnp.where(skew_sq > tol**2 * norm_sq, Status.NOT_SYMMETRIC, Status.SUCCESS)
-    return status.astype(jnp.int32), skew_sq
+def _symmetry_status(skew_sq: jax.Array, norm_sq: jax.Array, n: int) -> jax.Array:
+    """NOT_SYMMETRIC where ‖C − (C + Cᵀ)/2‖² is beyond rounding of ‖C‖², else SUCCESS."""
+    tol = default_tol(n, norm_sq.dtype)
+    return jnp.where(skew_sq > tol**2 * norm_sq, Status.NOT_SYMMETRIC, Status.SUCCESS)
+
+
+# Above this N a single matrix is first probed for symmetry (a few matrix-vector products,
+# no transposed pass over C); smaller ones and batches symmetrise directly.
+_PROBE_MIN_N = 64
+_PROBE_COLUMNS = 8
+
+
+def _looks_symmetric(C: jax.Array) -> jax.Array:
+    """Randomised test that C is finite and ‖C − Cᵀ‖ is at rounding level (then taken as 0),
+    from two products with a Gaussian V (N×m) and no transposed pass over C:
+    E‖(C − Cᵀ)·V‖² = m·‖C − Cᵀ‖² and E‖C·V‖² = m·‖C‖². A skew part above tol/8 (relative)
+    passes undetected with probability below 1e-11; a "no" only sends C to the exact
+    checks, so that side is never wrong."""
+    n = C.shape[-1]
+    V = jax.random.normal(jax.random.PRNGKey(0x5E77), (n, _PROBE_COLUMNS), C.dtype)
+    hp = lax.Precision.HIGHEST
+    CV = jnp.matmul(C, V, precision=hp)
+    d = CV - jnp.matmul(V.T, C, precision=hp).T  # 2·K·V for the skew part K = (C − Cᵀ)/2
+    d_sq, scale_sq = jnp.sum(d * d), jnp.sum(CV * CV)
+    tol = default_tol(n, C.dtype) / 8
+    # NaN/Inf in C reach CV (V has no zeros), and then the test is False.
+    return jnp.isfinite(d_sq + scale_sq) & (d_sq <= 4 * tol**2 * scale_sq)
+
+
+def _prepare(
+    C: jax.Array, probe: bool, materialise: bool = False
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """One matrix → (S, finite, ‖C − S‖², ‖C‖²) with S = (C + Cᵀ)/2, or the identity where
+    C has NaN/Inf (so that every method runs on something harmless).
+
+    S is left as an expression: XLA fuses it into the column-major copy that LAPACK's
+    factorisations make of their input anyway, as ``jnp.linalg`` does with its own
+    symmetrisation. With ``probe`` (large single matrices) a C that a randomised test finds
+    finite and symmetric to rounding skips the exact checks (a pass and a transposed pass
+    over C); its ‖C‖² is then NaN, "not measured", and the residual takes the norm from
+    the factorisation. ``materialise`` (the iterative methods, which read S many times):
+    such a C is used as S itself rather than through a transposed pass."""
+    n = C.shape[-1]
+
+    def exact_checks():
+        # Σ 0·c is NaN exactly when an entry is NaN or ±Inf (and cannot overflow).
+        finite = jnp.isfinite(jnp.sum(C * 0))
+        skew_sq = jnp.sum(((C - jnp.swapaxes(C, -1, -2)) / 2) ** 2)
+        return finite, skew_sq, jnp.sum(C * C)
+
+    def symmetrised():
+        return jnp.where(finite, symmetric_part(C), jnp.eye(n, dtype=C.dtype))
+
+    if not probe:
+        finite, skew_sq, norm_sq = exact_checks()
+        return symmetrised(), finite, skew_sq, norm_sq
+    fast = _looks_symmetric(C)
+    finite, skew_sq, norm_sq = lax.cond(
+        fast,
+        lambda: (jnp.asarray(True), jnp.zeros((), C.dtype), jnp.full((), jnp.nan, C.dtype)),
+        exact_checks,
+    )
+    if materialise:  # S is read many times: C itself if symmetric, no transposed pass
+        return lax.cond(fast, lambda: C, symmetrised), finite, skew_sq, norm_sq
+    return symmetrised(), finite, skew_sq, norm_sq
+
+
+def _unmeasured_residual(lost_sq, total_sq, skew_sq, norm_sq):
+    """‖X·Xᵀ − C‖/‖C‖ from the decomposition: ‖C‖² = ‖S‖² + ‖K‖² and ‖S − X·Xᵀ‖² = lost, so
+    no N×N product. ``norm_sq`` NaN (not measured) → ‖S‖² from the eigenvalues."""
+    err_sq = lost_sq + skew_sq
+    norm_sq = jnp.where(jnp.isnan(norm_sq), total_sq + skew_sq, norm_sq)
+    ratio = err_sq / jnp.where(norm_sq > 0, norm_sq, 1.0)
+    return jnp.where(err_sq == 0, 0.0, jnp.sqrt(jnp.where(norm_sq > 0, ratio, err_sq)))
 
 
 def _over_matrices(fn, *flat_args):
     """``vmap(fn)`` over the flattened batch, or a direct call for a single matrix, so that
-    ``lax.cond`` inside (auto's Cholesky fallback, the iterative loop's occasional exact
-    residual) really skips the branch not taken instead of becoming a ``select``."""
+    ``lax.cond`` inside (the symmetry probe, auto's Cholesky fallback, the iterative loop's
+    occasional exact residual) really skips the branch not taken instead of becoming a
+    ``select``."""
     if flat_args[0].shape[0] != 1:
         return jax.vmap(fn)(*flat_args)
     single = fn(*(None if a is None else a[0] for a in flat_args))
@@ -198,56 +267,53 @@ def solve(
     if W is not None:
         # Unobserved entries may hold anything (NaN is a common way to write "unknown").
         C = jnp.where(W > 0, C, 0.0)
-    finite = jnp.all(jnp.isfinite(C), axis=(-2, -1))
-    safe_C = jnp.where(finite[..., None, None], C, jnp.eye(n, dtype=C.dtype))
-    S = symmetric_part(safe_C)
-    sym_status, skew_sq = _symmetry_status(safe_C, S)
-    flat_S = S.reshape((-1, n, n))
+    flat_C = C.reshape((-1, n, n))
+    count = flat_C.shape[0]
+    probe = count == 1 and n >= _PROBE_MIN_N
+    if method in ITERATIVE_METHODS:
+        opts = _iter_options(C.dtype, n, rtol, atol, max_steps, learning_rate, method, fixed_steps)
+        key = jax.random.PRNGKey(0) if key is None else key
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(count))
+    else:
+        opts, keys = None, None
+    flat_M = None if W is None else W.reshape((-1, n, n))
+    flat_x0 = None if x0 is None else x0.reshape((-1, n, k))
+
+    def one(c, m, x, key):
+        """One matrix C (and mask M): validate, factor, measure, status."""
+        S, finite, skew_sq, norm_sq = _prepare(c, probe, materialise=method in ITERATIVE_METHODS)
+        w = None if m is None else symmetric_part(m * m)
+        if method in CLOSED_FORMS:
+            X, status, lost_sq, total_sq = CLOSED_FORMS[method](S, k)
+            steps = jnp.zeros((), jnp.int32)
+        else:
+            X, status, steps = iterative_factor(
+                S,
+                w,
+                x,
+                key,
+                method=method,
+                rank=k,
+                optimizer=optimizer,
+                opts=opts,
+                fixed_steps=fixed_steps,
+                precision=None,
+            )
+            lost_sq = None
+        if m is not None:
+            residual = relative_residual(X, m * c, weights=m)
+        elif measure_residual or lost_sq is None:
+            residual = relative_residual(X, c)
+        else:
+            residual = _unmeasured_residual(lost_sq, total_sq, skew_sq, norm_sq)
+        if m is None:  # a mask ignores the unobserved (possibly asymmetric) entries
+            status = worst_status(_symmetry_status(skew_sq, norm_sq, n), status)
+        status = jnp.where(finite, status, Status.NON_FINITE_INPUT).astype(jnp.int32)
+        X = jnp.where(finite, X, jnp.nan)  # fuses with the factor's own last pass
+        residual = jnp.where(finite, residual, jnp.nan)
+        return Solution(X, residual, status, jnp.where(finite, steps, 0))
 
     with jax.default_matmul_precision(precision):
-        if method in CLOSED_FORMS:
-            X, status, lost_sq = _over_matrices(lambda s: CLOSED_FORMS[method](s, k), flat_S)
-            steps = jnp.zeros(flat_S.shape[0], jnp.int32)
-        else:
-            opts = _iter_options(
-                C.dtype, n, rtol, atol, max_steps, learning_rate, method, fixed_steps
-            )
-            key = jax.random.PRNGKey(0) if key is None else key
-            keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(flat_S.shape[0]))
-            flat_W = None if W is None else symmetric_part(W * W).reshape((-1, n, n))
-            flat_x0 = None if x0 is None else x0.reshape((-1, n, k))
-
-            def one(s, w, x, key):
-                return iterative_factor(
-                    s,
-                    w,
-                    x,
-                    key,
-                    method=method,
-                    rank=k,
-                    optimizer=optimizer,
-                    opts=opts,
-                    fixed_steps=fixed_steps,
-                    precision=None,
-                )
-
-            X, status, steps = _over_matrices(one, flat_S, flat_W, flat_x0, keys)
-            lost_sq = None
-
-        X = X.reshape((*batch, n, X.shape[-1]))
-        status, steps = status.reshape(batch), steps.reshape(batch)
-        if W is not None:
-            residual = relative_residual(X, W * safe_C, weights=W)
-        elif measure_residual or lost_sq is None:
-            residual = relative_residual(X, safe_C)
-        else:
-            norm = jnp.linalg.norm(safe_C, axis=(-2, -1))
-            err = jnp.sqrt(lost_sq.reshape(batch) + skew_sq)
-            residual = jnp.where(norm > 0, err / jnp.where(norm > 0, norm, 1.0), err)
-
-    status = worst_status(sym_status if W is None else 0, status)
-    status = jnp.where(finite, status, Status.NON_FINITE_INPUT).astype(jnp.int32)
-    X = jnp.where(finite[..., None, None], X, jnp.nan)
-    residual = jnp.where(finite, residual, jnp.nan)
-    steps = jnp.where(finite, steps, 0)
-    return Solution(X, residual, status, steps)
+        flat = _over_matrices(one, flat_C, flat_M, flat_x0, keys)
+    X = flat.X.reshape((*batch, n, flat.X.shape[-1]))
+    return Solution(X, *(a.reshape(batch) for a in flat[1:]))

@@ -101,6 +101,58 @@ def test_non_finite_input_flags_only_that_matrix(method, bad):
             np.testing.assert_allclose(np.asarray(sol.X[i]), np.asarray(alone.X), atol=1e-12)
 
 
+# A single matrix with N >= 64 is first probed for symmetry and finiteness (randomised, no
+# transposed pass); these cases go through that path and must agree with the exact checks.
+N_BIG = 96
+C_BIG = jaxsolve.random_psd(N_BIG, cond=1e3, seed=21)
+C_BIG_INDEF = jaxsolve.random_psd(N_BIG, cond=1e3, negative=5, seed=22)
+
+
+@pytest.mark.parametrize("measure_residual", [True, False])
+@pytest.mark.parametrize("method", CLOSED_FORMS)
+@pytest.mark.parametrize("level", [0.0, 1e-9, 1e-3])
+def test_large_single_matrix_symmetry_checks(method, level, measure_residual):
+    A = C_BIG + skew(N_BIG, level, seed=23)
+    sol = solve(A, method=method, measure_residual=measure_residual)
+    expected = Status.SUCCESS if level == 0 else Status.NOT_SYMMETRIC
+    assert int(sol.status) == expected
+    assert rel_error(gram(sol.X), C_BIG) < 1e-10
+    # rounding-level differences aside, the residual is the one NumPy measures
+    np.testing.assert_allclose(float(sol.residual), rel_residual(sol.X, A), rtol=1e-6, atol=1e-14)
+    # same answer as the exact path that batches take
+    batched = solve(np.stack([A, A]), method=method, measure_residual=measure_residual)
+    np.testing.assert_array_equal(np.asarray(batched.status), [int(sol.status)] * 2)
+    np.testing.assert_allclose(np.asarray(batched.residual[0]), float(sol.residual), atol=1e-14)
+
+
+@pytest.mark.parametrize("measure_residual", [True, False])
+@pytest.mark.parametrize("method", ["eigh", "sqrt", "auto"])
+def test_large_single_indefinite_unmeasured_residual(method, measure_residual):
+    sol = solve(C_BIG_INDEF, method=method, measure_residual=measure_residual)
+    assert int(sol.status) == Status.NOT_PSD
+    target = nearest_psd_ref(C_BIG_INDEF)
+    assert rel_error(gram(sol.X), target) < 1e-9
+    np.testing.assert_allclose(float(sol.residual), rel_error(target, C_BIG_INDEF), rtol=1e-8)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_large_single_non_finite(method, bad):
+    A = C_BIG.copy()
+    A[40, 3] = bad
+    sol = run(A, method)
+    assert int(sol.status) == Status.NON_FINITE_INPUT
+    assert np.all(np.isnan(np.asarray(sol.X)))
+    assert np.isnan(float(sol.residual))
+
+
+def test_large_single_cholesky_failure_is_all_nan():
+    sol = solve(C_BIG_INDEF, method="cholesky", measure_residual=False)
+    assert int(sol.status) == Status.CHOLESKY_FAILED
+    assert np.all(np.isnan(np.asarray(sol.X)))
+    assert np.isnan(float(sol.residual))
+
+
 def test_non_finite_input_reports_zero_steps():
     B = np.stack([C_PD, 2 * C_PD, jaxsolve.random_psd(N, cond=5, seed=9)])
     B[1, 2, 5] = math.nan
