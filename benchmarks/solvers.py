@@ -555,7 +555,7 @@ def section_batched(quick):
         ),
         (
             "one step: preconditioner g·(XᵀX+δI)⁻¹ (8×8 cho_factor + cho_solve)",
-            vm(lambda g, x: it._right_solve(g, x, jnp.asarray(0.0))),
+            vm(lambda g, x: it._right_solve(g, x, jnp.asarray(0.0), 1.0)),
             (X, X),
         ),
         (

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ._checks import as_square_matrices, default_tol
+from ._sequence import after
 from ._small_linalg import cholesky_lower, use_small
 from ._solution import Status
 
@@ -177,7 +178,10 @@ def auto_factor(S: jax.Array, rank: int) -> Factor:
     if rank < S.shape[-1]:
         return eigh_factor(S, rank)
     chol = cholesky_factor(S, rank)
-    return lax.cond(chol[1] == Status.SUCCESS, lambda: chol, lambda: eigh_factor(S, rank))
+    # under vmap both sides run: the eigendecomposition waits for the Cholesky (_sequence)
+    return lax.cond(
+        chol[1] == Status.SUCCESS, lambda: chol, lambda: eigh_factor(after(S, chol[0]), rank)
+    )
 
 
 CLOSED_FORMS: dict[str, Callable[[jax.Array, int], Factor]] = {

@@ -19,6 +19,7 @@ import optax
 from jax import lax
 
 from ._checks import default_tol
+from ._sequence import after
 from ._solution import Status
 
 ITERATIVE_METHODS = ("gd", "precgd")
@@ -87,7 +88,8 @@ def _right_solve(g: jax.Array, x: jax.Array, delta, orthogonal_scale) -> jax.Arr
     if isinstance(orthogonal_scale, (int, float)) and orthogonal_scale == 1:
         return step  # plain ScaledGD
     # x·(xᵀx)⁻¹·xᵀ·step: the part of the step inside the column space of x.
-    inside = x @ spd_solve(gram + floor[..., None, None] * eye, xt @ step)
+    # (its Cholesky waits for the first solve's: see _sequence)
+    inside = x @ spd_solve(after(gram + floor[..., None, None] * eye, step), xt @ step)
     return inside + orthogonal_scale * (step - inside)
 
 
@@ -376,10 +378,13 @@ def iterative_factor(
         optimizer = default_optimizer(method, lr, split=W is None and rank < S.shape[-1])
     elif method == "precgd":
         optimizer = optax.chain(scaled_gradient(), optimizer)
+    # The LAPACK calls of the estimates, the loop and the PSD check run one after another
+    # (see _sequence).
+    X0 = after(X0, lam_min, lam_max)
     X, status, steps = run_descent(
         S, W, X0, optimizer, opts, fixed_steps=fixed_steps, precision=precision
     )
     if W is None:
-        not_psd = _is_not_psd(S, rank, lam_min, lam_max) & (status == Status.SUCCESS)
+        not_psd = _is_not_psd(after(S, X), rank, lam_min, lam_max) & (status == Status.SUCCESS)
         status = jnp.where(not_psd, Status.NOT_PSD, status).astype(jnp.int32)
     return X, status, steps

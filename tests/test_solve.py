@@ -421,3 +421,30 @@ def test_solution_is_a_pytree():
     leaves = jax.tree.leaves(sol)
     assert len(leaves) == 4
     assert isinstance(jax.tree.map(lambda x: x, sol), Solution)
+
+
+_DEADLOCK_SCRIPT = """
+import jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+import jaxsolve
+C = jnp.asarray(jaxsolve.random_psd(16, cond=100.0, seed=7, batch=(1000,)))
+auto = jax.jit(lambda c: jaxsolve.solve(c, method="auto"))
+pre = jax.jit(lambda c: jaxsolve.solve(c, method="precgd"))
+for _ in range(10):
+    jax.block_until_ready((auto(C), pre(C[:200])))
+print("done")
+"""
+
+
+def test_batched_lapack_calls_do_not_deadlock():
+    """jaxlib < 0.11 on a two-core machine hangs when two batched LAPACK calls run at once
+    (jaxsolve/_sequence.py); auto (Cholesky + eigh under vmap) and precgd (per-step and
+    final Cholesky) must keep theirs in sequence. Runs in a fresh process with a timeout."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _DEADLOCK_SCRIPT], capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "done" in result.stdout
