@@ -32,6 +32,7 @@ jax.config.update("jax_enable_x64", True)
 import jaxsolve  # noqa: E402
 from jaxsolve._compare import time_compiled  # noqa: E402
 
+TEST_TIMEOUT_S = 300
 CORE_TESTS = [
     "tests/test_solve.py",
     "tests/test_closed_form.py",
@@ -60,12 +61,22 @@ def run_tests() -> dict:
     # several pytest workers share the one GPU: no preallocation of 75 % each
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     workers = ["-n", "4"] if _has_xdist() else []
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers, *tests],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers, *tests],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=TEST_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as err:
+        out = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        return {
+            "modules": tests,
+            "returncode": None,
+            "summary": f"timed out after {TEST_TIMEOUT_S} s; last output: {out[-300:]!r}",
+            "seconds": TEST_TIMEOUT_S,
+        }
     tail = proc.stdout.strip().splitlines()[-1:] if proc.stdout.strip() else []
     return {
         "modules": tests,
