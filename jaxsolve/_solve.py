@@ -186,10 +186,12 @@ def solve(
             - ``"eigh"``: X = V·sqrt(max(Λ, 0)), largest eigenvalues first.
             - ``"sqrt"``: the symmetric PSD root V·sqrt(Λ₊)·Vᵀ.
             - ``"gd"``: gradient descent on f(X) = ¼‖M∘(X·Xᵀ − C)‖²_F with ``optimizer``
-              (default: plain GD, step 1/(3·λ_max) from a Lanczos estimate, random start).
+              (default: plain GD, step 1/(3·λ_max) from a power-iteration (rank N) or Lanczos
+              (rank < N) estimate, random start).
             - ``"precgd"``: the step g·(XᵀX + δI)⁻¹ (ScaledGD with PrecGD damping,
-              :func:`jaxsolve.scaled_gradient`), step 0.5, spectral start; its step count
-              does not grow with the condition number.
+              :func:`jaxsolve.scaled_gradient`), step 0.5 (with rank < N and no mask, a full
+              step outside the column space of X), spectral start; its step count does not
+              grow with the condition number.
             - ``"auto"``: Cholesky where it succeeds, else eigh; precgd when a mask is given.
         rank: static. Number of columns k of X (default N). ``eigh`` keeps the top-k
             eigenpairs, the Frobenius-optimal rank-k factor; ``cholesky`` needs k = N. The

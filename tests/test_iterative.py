@@ -340,3 +340,27 @@ def test_weighted_mask_residual_is_measured_with_the_weights():
     expected = np.linalg.norm(W * (X @ X.T - C)) / np.linalg.norm(W * C)
     np.testing.assert_allclose(float(sol.residual), expected, rtol=1e-6, atol=1e-14)
     assert float(sol.residual) < 1e-10
+
+
+def test_spectral_norm_estimate_is_a_close_lower_bound():
+    from jaxsolve._iterative import spectral_norm_estimate
+
+    for seed in range(3):
+        C = jaxsolve.random_psd(40, cond=50.0, negative=3, seed=seed)
+        true = np.max(np.abs(np.linalg.eigvalsh(C)))
+        est = float(spectral_norm_estimate(jnp.asarray(C)))
+        assert est <= true * (1 + 1e-12)
+        assert est >= 0.9 * true
+
+
+def test_precgd_low_rank_reports_large_negative_eigenvalue_from_the_sketch():
+    # eigenvalues 1 … 0.1 (5 of them), then -0.5: the sketch's Ritz values see it
+    Q = np.linalg.qr(np.random.default_rng(4).standard_normal((120, 6)))[0]
+    lam = np.array([1.0, 0.6, 0.4, 0.2, 0.1, -0.5])
+    C = (Q * lam) @ Q.T
+    sol = isolve(C, "precgd", rank=3)
+    ref = jaxsolve.solve(C, method="eigh", rank=3)
+    assert int(sol.status) == int(ref.status) == Status.NOT_PSD
+    np.testing.assert_allclose(float(sol.residual), float(ref.residual), rtol=1e-8)
+    psd = isolve((Q[:, :5] * lam[:5]) @ Q[:, :5].T, "precgd", rank=3)
+    assert int(psd.status) == Status.SUCCESS
