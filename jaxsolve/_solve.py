@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -115,6 +116,61 @@ def _unmeasured_residual(lost_sq, total_sq, skew_sq, norm_sq):
     norm_sq = jnp.where(jnp.isnan(norm_sq), total_sq + skew_sq, norm_sq)
     ratio = err_sq / jnp.where(norm_sq > 0, norm_sq, 1.0)
     return jnp.where(err_sq == 0, 0.0, jnp.sqrt(jnp.where(norm_sq > 0, ratio, err_sq)))
+
+
+class _Config(NamedTuple):
+    """The static options of one ``solve`` call, as the per-matrix pipeline needs them."""
+
+    method: str
+    rank: int
+    probe: bool
+    measure_residual: bool
+    optimizer: optax.GradientTransformation | None
+    opts: IterOptions | None
+    fixed_steps: bool
+
+
+def _factor(cfg: _Config, S, w, x0, key):
+    """The method on one symmetrised S → (X, status, steps, lost², total²); the last two
+    from the decomposition (closed forms) or None (iterative)."""
+    if cfg.method in CLOSED_FORMS:
+        X, status, lost_sq, total_sq = CLOSED_FORMS[cfg.method](S, cfg.rank)
+        return X, status, jnp.zeros((), jnp.int32), lost_sq, total_sq
+    X, status, steps = iterative_factor(
+        S,
+        w,
+        x0,
+        key,
+        method=cfg.method,
+        rank=cfg.rank,
+        optimizer=cfg.optimizer,
+        opts=cfg.opts,
+        fixed_steps=cfg.fixed_steps,
+        precision=None,
+    )
+    return X, status, steps, None, None
+
+
+def _solve_one(cfg: _Config, c, m, x0, key) -> Solution:
+    """One matrix C (and mask M): check, factor, residual, status."""
+    n = c.shape[-1]
+    S, finite, skew_sq, norm_sq = _prepare(
+        c, cfg.probe, materialise=cfg.method in ITERATIVE_METHODS
+    )
+    w = None if m is None else symmetric_part(m * m)
+    X, status, steps, lost_sq, total_sq = _factor(cfg, S, w, x0, key)
+    if m is not None:
+        residual = relative_residual(X, m * c, weights=m)
+    elif cfg.measure_residual or lost_sq is None:
+        residual = relative_residual(X, c)
+    else:
+        residual = _unmeasured_residual(lost_sq, total_sq, skew_sq, norm_sq)
+    if m is None:  # a mask ignores the unobserved (possibly asymmetric) entries
+        status = worst_status(_symmetry_status(skew_sq, norm_sq, n), status)
+    status = jnp.where(finite, status, Status.NON_FINITE_INPUT).astype(jnp.int32)
+    X = jnp.where(finite, X, jnp.nan)  # fuses with the factor's own last pass
+    residual = jnp.where(finite, residual, jnp.nan)
+    return Solution(X, residual, status, jnp.where(finite, steps, 0))
 
 
 def _over_matrices(fn, *flat_args):
@@ -284,41 +340,8 @@ def solve(
     flat_M = None if W is None else W.reshape((-1, n, n))
     flat_x0 = None if x0 is None else x0.reshape((-1, n, k))
 
-    def one(c, m, x, key):
-        """One matrix C (and mask M): validate, factor, measure, status."""
-        S, finite, skew_sq, norm_sq = _prepare(c, probe, materialise=method in ITERATIVE_METHODS)
-        w = None if m is None else symmetric_part(m * m)
-        if method in CLOSED_FORMS:
-            X, status, lost_sq, total_sq = CLOSED_FORMS[method](S, k)
-            steps = jnp.zeros((), jnp.int32)
-        else:
-            X, status, steps = iterative_factor(
-                S,
-                w,
-                x,
-                key,
-                method=method,
-                rank=k,
-                optimizer=optimizer,
-                opts=opts,
-                fixed_steps=fixed_steps,
-                precision=None,
-            )
-            lost_sq = None
-        if m is not None:
-            residual = relative_residual(X, m * c, weights=m)
-        elif measure_residual or lost_sq is None:
-            residual = relative_residual(X, c)
-        else:
-            residual = _unmeasured_residual(lost_sq, total_sq, skew_sq, norm_sq)
-        if m is None:  # a mask ignores the unobserved (possibly asymmetric) entries
-            status = worst_status(_symmetry_status(skew_sq, norm_sq, n), status)
-        status = jnp.where(finite, status, Status.NON_FINITE_INPUT).astype(jnp.int32)
-        X = jnp.where(finite, X, jnp.nan)  # fuses with the factor's own last pass
-        residual = jnp.where(finite, residual, jnp.nan)
-        return Solution(X, residual, status, jnp.where(finite, steps, 0))
-
+    config = _Config(method, k, probe, measure_residual, optimizer, opts, fixed_steps)
     with jax.default_matmul_precision(precision):
-        flat = _over_matrices(one, flat_C, flat_M, flat_x0, keys)
+        flat = _over_matrices(functools.partial(_solve_one, config), flat_C, flat_M, flat_x0, keys)
     X = flat.X.reshape((*batch, n, flat.X.shape[-1]))
     return Solution(X, *(a.reshape(batch) for a in flat[1:]))
