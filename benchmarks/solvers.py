@@ -155,7 +155,9 @@ def section_convergence(quick):
             fn = solver("precgd", rank=rank)
             for kappa in KAPPAS:
                 C = jaxsolve.random_psd(n, cond=kappa, rank=rank, seed=int(np.log10(kappa)))
-                t, s = _run_solver(fn, _arr(C, dtype), tol, 200)
+                # stop at half the target: the loop's residual and the reported one are
+                # computed in different orders, ~10 % apart at 1e-5 in float32
+                t, s = _run_solver(fn, _arr(C, dtype), tol / 2, 200)
                 met = s["residual"] <= tol and s["steps"] <= STEP_TARGET
                 rows.append(
                     [
@@ -220,7 +222,7 @@ def section_convergence(quick):
         print(noisy_rows[-1], flush=True)
     tables = [
         {
-            "title": "A. precgd convergence (atol = target tolerance, max_steps 200)",
+            "title": "A. precgd convergence (atol = half the target tolerance, max_steps 200)",
             "caption": "Steps are iterations after the start (spectral start for rank < N; "
             "√λ_max·I for full rank). An exactly rank-8 C is recovered by the randomized "
             "spectral start itself (0 steps).",

@@ -260,7 +260,8 @@ def run_descent(
 
     Stops (SUCCESS) when the relative residual is at most ``atol``, or both the step and
     the gradient are negligible (step <= ``rtol·‖X‖`` and ‖∇f‖ <= ``rtol·‖S‖·‖X‖``: a
-    stationary point, the nearest PSD or best rank-k answer); at ``max_steps``
+    stationary point, the nearest PSD or best rank-k answer; that last small step is
+    applied and counted); at ``max_steps``
     (MAX_STEPS); when the residual grows 1e6-fold over its start (DIVERGED); or when a
     step turns X non-finite (NON_FINITE, the last finite X kept).
     With ``fixed_steps`` it runs ``max_steps`` iterations of ``fori_loop``
@@ -302,23 +303,29 @@ def run_descent(
         x_norm = jnp.linalg.norm(X) + jnp.finfo(S.dtype).eps * jnp.sqrt(S_norm)
         small_step = jnp.linalg.norm(updates) <= opts.rtol * x_norm
         small_grad = jnp.linalg.norm(grad) <= opts.rtol * S_norm * x_norm
-        converged = (rel <= opts.atol) | (small_step & small_grad)
+        stationary = small_step & small_grad & (rel > opts.atol)
+        converged = (rel <= opts.atol) | stationary
         diverged = rel > 1e6 * jnp.maximum(res0, coarse)
         status = jnp.where(converged, Status.SUCCESS, Status.DIVERGED).astype(jnp.int32)
-        return status, converged | diverged, updates, opt_state, probe
+        return status, converged | diverged, stationary, updates, opt_state, probe
 
     def step_fn(c: _Carry) -> _Carry:
-        status, stop, updates, opt_state, probe = check(c.X, c.probe, c.opt_state)
+        status, stop, stationary, updates, opt_state, probe = check(c.X, c.probe, c.opt_state)
         # The check runs once more after the last allowed step, so a run that converges on
         # its final step reports SUCCESS rather than MAX_STEPS.
         halt = stop | (c.step >= opts.max_steps)
         status = jnp.where(stop, status, Status.MAX_STEPS)
         X = optax.apply_updates(c.X, updates)
-        stop_here = halt | ~jnp.all(jnp.isfinite(X))
+        finite = jnp.all(jnp.isfinite(X))
+        stop_here = halt | ~finite
         status = jnp.where(halt, status, Status.NON_FINITE).astype(jnp.int32)
         new = _Carry(X, opt_state, probe, c.step + 1, status, stop_here)
         old = c._replace(status=status, done=stop_here)
-        return jax.tree.map(lambda a, b: jnp.where(stop_here, b, a), new, old)
+        # Stopped because the step is negligible: that last step is already computed, and it
+        # is what separates X from the stationary point (for precgd's Newton-like step the
+        # error after it is about its square), so it is taken. Any other stop keeps X.
+        keep_new = ~stop_here | (stationary & finite)
+        return jax.tree.map(lambda a, b: jnp.where(keep_new, a, b), new, old)
 
     init = _Carry(
         X=X0,
