@@ -71,6 +71,19 @@ def _looks_symmetric(C: jax.Array) -> jax.Array:
     return jnp.isfinite(d_sq + scale_sq) & (d_sq <= 4 * tol**2 * scale_sq)
 
 
+@jax.custom_jvp
+def _as_symmetric(C: jax.Array) -> jax.Array:
+    """C, found symmetric to rounding, used as its own symmetric part: the value is C (no
+    transposed pass), the derivative that of (C + Cᵀ)/2, as on the exact path."""
+    return C
+
+
+@_as_symmetric.defjvp
+def _as_symmetric_jvp(primals, tangents):
+    (C,), (dC,) = primals, tangents
+    return C, symmetric_part(dC)
+
+
 def _prepare(
     C: jax.Array, probe: bool, materialise: bool = False
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
@@ -105,7 +118,8 @@ def _prepare(
         exact_checks,
     )
     if materialise:  # S is read many times: C itself if symmetric, no transposed pass
-        return lax.cond(fast, lambda: C, symmetrised), finite, skew_sq, norm_sq
+        S = lax.cond(fast, lambda: _as_symmetric(C), symmetrised)
+        return S, finite, skew_sq, norm_sq
     return symmetrised(), finite, skew_sq, norm_sq
 
 

@@ -364,3 +364,21 @@ def test_precgd_low_rank_reports_large_negative_eigenvalue_from_the_sketch():
     np.testing.assert_allclose(float(sol.residual), float(ref.residual), rtol=1e-8)
     psd = isolve((Q[:, :5] * lam[:5]) @ Q[:, :5].T, "precgd", rank=3)
     assert int(psd.status) == Status.SUCCESS
+
+
+def test_large_single_matrix_gradient_is_that_of_the_symmetric_part():
+    # N >= 64: a symmetric C is used as S itself (no transposed pass); the derivative must
+    # still be that of (C + Cᵀ)/2, the same as on the batched (exact) path.
+    C = jaxsolve.random_psd(70, cond=10.0, seed=5)
+    W_ = np.random.default_rng(6).standard_normal((70, 70))
+
+    def loss(M, batched):
+        M = jnp.stack([M, M]) if batched else M
+        sol = solve(M, method="precgd", rank=4, fixed_steps=True, max_steps=8)
+        XXt = sol.X @ jnp.swapaxes(sol.X, -1, -2)
+        return jnp.sum((XXt[0] if batched else XXt) * W_)
+
+    single = jax.grad(loss)(jnp.asarray(C), False)
+    batched = jax.grad(loss)(jnp.asarray(C), True)
+    np.testing.assert_allclose(np.asarray(single), np.asarray(single).T, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(single), np.asarray(batched), atol=1e-9)
