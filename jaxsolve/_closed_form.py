@@ -133,18 +133,23 @@ def _lost_squared(lam: jax.Array, rank: int) -> jax.Array:
     return jnp.sum(jnp.where(kept, jnp.minimum(lam, 0.0), lam) ** 2)
 
 
+def cholesky_succeeded(L: jax.Array) -> jax.Array:
+    """Whether a Cholesky factor is a success: a failed factorisation has a NaN or
+    non-positive pivot, so the diagonal decides (O(N), no pass over L)."""
+    diag = jnp.diagonal(L)
+    return jnp.all(jnp.isfinite(diag) & (diag > 0))
+
+
 def cholesky_factor(S: jax.Array, rank: int) -> Factor:
     """Lower-triangular L with L·Lᵀ = S; CHOLESKY_FAILED (and X all NaN) if S is not PD."""
     del rank  # always full; checked by solve
-    # S is symmetrised by solve(). A failed factorisation has a NaN or non-positive pivot,
-    # so the diagonal decides (O(N)); JAX's own failure value keeps zeros above the
-    # diagonal, hence the ``where`` (one elementwise pass, fused with solve's own).
+    # S is symmetrised by solve(). JAX's own failure value keeps zeros above the diagonal,
+    # hence the ``where`` (one elementwise pass, fused with solve's own).
     if use_small(S.shape[-1]):  # unrolled: much faster for big batches of tiny matrices
         L = cholesky_lower(S)
     else:
         L = lax.linalg.cholesky(S, symmetrize_input=False)
-    diag = jnp.diagonal(L)
-    ok = jnp.all(jnp.isfinite(diag) & (diag > 0))
+    ok = cholesky_succeeded(L)
     status = jnp.where(ok, Status.SUCCESS, Status.CHOLESKY_FAILED).astype(jnp.int32)
     L = jnp.where(ok, L, jnp.nan)
     nan = jnp.full((), jnp.nan, S.dtype)

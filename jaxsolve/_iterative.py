@@ -19,6 +19,7 @@ import optax
 from jax import lax
 
 from ._checks import default_tol
+from ._closed_form import cholesky_succeeded
 from ._sequence import after
 from ._solution import Status
 
@@ -359,7 +360,7 @@ def _is_not_psd(S, rank, lam_min, lam_max):
         return lam_min < -tol
     shifted = S + (tol + jnp.finfo(S.dtype).tiny) * jnp.eye(n, dtype=S.dtype)
     L = lax.linalg.cholesky(shifted, symmetrize_input=False)
-    return ~jnp.all(jnp.isfinite(jnp.diagonal(L)))
+    return ~cholesky_succeeded(L)
 
 
 def default_optimizer(
