@@ -382,7 +382,7 @@ def _parts_low_rank(C, k):
     X = jnp.asarray(np.random.default_rng(0).standard_normal((n, k)) / np.sqrt(n))
     pieces = [
         (
-            "solve input checks (randomised symmetry + finiteness probe, 2 thin products)",
+            "solve input checks (randomised symmetry + finiteness + scale probe, one thin product)",
             lambda c: _looks_symmetric(c),
             (C,),
         ),
@@ -519,8 +519,8 @@ def section_batched(quick):
         H.Candidate("jnp.linalg.cholesky", jnp.linalg.cholesky, (C,)),
         H.Candidate("solve cholesky", fs(jaxsolve.solve, method="cholesky"), (C,)),
         H.Candidate(
-            "solve cholesky (measure_residual=False)",
-            fs(jaxsolve.solve, method="cholesky", measure_residual=False),
+            "solve cholesky (measure_residual=True)",
+            fs(jaxsolve.solve, method="cholesky", measure_residual=True),
             (C,),
         ),
         H.Candidate("precgd", fs(jaxsolve.solve, method="precgd"), (C,)),

@@ -99,3 +99,29 @@ def check_same_shape(value: jax.Array, name: str, shape: tuple[int, ...], other:
 def default_tol(n: int, dtype: Any) -> float:
     """Relative tolerance for symmetry and PSD checks: rounding of an n-term sum, with margin."""
     return 10.0 * max(n, 1) * float(jnp.finfo(dtype).eps)
+
+
+def check_key(key: Any) -> jax.Array:
+    """One PRNG key (``jax.random.key(…)`` or the raw uint32 ``jax.random.PRNGKey(…)``);
+    ``PRNGKey(0)`` for None. A batch of keys is refused: ``solve`` derives one key per
+    matrix from the one given."""
+    if key is None:
+        return jax.random.PRNGKey(0)
+    try:
+        arr = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    except TypeError as err:
+        raise TypeError(f"key must be a PRNG key from jax.random.key; got {key!r:.80}") from err
+    if jnp.issubdtype(arr.dtype, jax.dtypes.prng_key):
+        if arr.shape != ():
+            raise ValueError(
+                f"key must be a single PRNG key; got a key array of shape {arr.shape} "
+                "(solve derives one key per matrix of a batch from the one given)"
+            )
+        return arr
+    if arr.dtype != jnp.uint32 or arr.ndim != 1:
+        raise TypeError(
+            "key must be a single PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed));"
+            f" got an array of dtype {arr.dtype} and shape {arr.shape}"
+        )
+    return arr
+

@@ -15,13 +15,28 @@ from jax import lax
 
 from ._checks import as_square_matrices, default_tol
 from ._sequence import after
-from ._small_linalg import cholesky_lower, use_small
+from ._small_linalg import cholesky_lower, cholesky_succeeded
 from ._solution import Status
 
 
 def symmetric_part(C: jax.Array) -> jax.Array:
     """``(C + Cᵀ)/2`` over the last two axes: the only part of C that X·Xᵀ can match."""
     return (C + jnp.swapaxes(C, -1, -2)) / 2
+
+
+def weighted_symmetric_part(C: jax.Array, W: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The symmetric problem equivalent to fitting C with weights W ≥ 0 (last two axes).
+
+    For symmetric P, w_ij·(P_ij − c_ij)² + w_ji·(P_ji − c_ji)² equals
+    (w_ij + w_ji)·(P_ij − s_ij)² plus a constant, with s_ij = (w_ij·c_ij + w_ji·c_ji) /
+    (w_ij + w_ji): returns (S, (W + Wᵀ)/2), S = 0 where both weights are 0. An entry
+    observed on one side only counts fully; with W = 1 this is (C + Cᵀ)/2. C must be
+    finite where W > 0 (and should be 0 elsewhere)."""
+    WC = W * C
+    pair = W + jnp.swapaxes(W, -1, -2)
+    total = WC + jnp.swapaxes(WC, -1, -2)
+    S = jnp.where(pair > 0, total / jnp.where(pair > 0, pair, 1.0), 0.0)
+    return S, pair / 2
 
 
 def symmetric_eigh(S: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -79,8 +94,12 @@ def _relu_derivative(lam):
     return (lam > 0).astype(lam.dtype)
 
 
-def _safe_sqrt(lam):
-    return jnp.sqrt(jnp.maximum(lam, 0.0))
+def safe_sqrt(lam):
+    """sqrt(max(λ, 0)) whose derivative is 0, not NaN (∞·0), at and below zero: finite
+    gradients through clipped and zero eigenvalues (the one-sided choice _sqrt_derivative
+    also makes)."""
+    positive = lam > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, lam, 1.0)), 0.0)
 
 
 def _sqrt_derivative(lam):
@@ -91,7 +110,7 @@ def _sqrt_derivative(lam):
 
 
 _psd_projection = _spectral_function(lambda lam: jnp.maximum(lam, 0.0), _relu_derivative)
-_psd_sqrt = _spectral_function(_safe_sqrt, _sqrt_derivative)
+_psd_sqrt = _spectral_function(safe_sqrt, _sqrt_derivative)
 
 
 def nearest_psd(C: jax.typing.ArrayLike) -> jax.Array:
@@ -133,22 +152,12 @@ def _lost_squared(lam: jax.Array, rank: int) -> jax.Array:
     return jnp.sum(jnp.where(kept, jnp.minimum(lam, 0.0), lam) ** 2)
 
 
-def cholesky_succeeded(L: jax.Array) -> jax.Array:
-    """Whether a Cholesky factor is a success: a failed factorisation has a NaN or
-    non-positive pivot, so the diagonal decides (O(N), no pass over L)."""
-    diag = jnp.diagonal(L)
-    return jnp.all(jnp.isfinite(diag) & (diag > 0))
-
-
 def cholesky_factor(S: jax.Array, rank: int) -> Factor:
     """Lower-triangular L with L·Lᵀ = S; CHOLESKY_FAILED (and X all NaN) if S is not PD."""
     del rank  # always full; checked by solve
     # S is symmetrised by solve(). JAX's own failure value keeps zeros above the diagonal,
     # hence the ``where`` (one elementwise pass, fused with solve's own).
-    if use_small(S.shape[-1]):  # unrolled: much faster for big batches of tiny matrices
-        L = cholesky_lower(S)
-    else:
-        L = lax.linalg.cholesky(S, symmetrize_input=False)
+    L = cholesky_lower(S)  # LAPACK, or unrolled for big batches of tiny matrices
     ok = cholesky_succeeded(L)
     status = jnp.where(ok, Status.SUCCESS, Status.CHOLESKY_FAILED).astype(jnp.int32)
     L = jnp.where(ok, L, jnp.nan)
@@ -161,7 +170,7 @@ def eigh_factor(S: jax.Array, rank: int) -> Factor:
     Frobenius-optimal rank-k PSD factor (Eckart–Young on the PSD part). NOT_PSD if S has
     negative eigenvalues."""
     lam, V = symmetric_eigh(S)
-    X = (V * _safe_sqrt(lam))[:, ::-1][:, :rank]
+    X = (V * safe_sqrt(lam))[:, ::-1][:, :rank]
     return X, psd_status(lam), _lost_squared(lam, rank), jnp.sum(lam**2)
 
 
@@ -173,7 +182,7 @@ def sqrt_factor(S: jax.Array, rank: int) -> Factor:
     else:
         lam, V = symmetric_eigh(S)
         top = jnp.arange(lam.shape[-1]) >= lam.shape[-1] - rank
-        X = (V * jnp.where(top, _safe_sqrt(lam), 0.0)) @ V.T
+        X = (V * jnp.where(top, safe_sqrt(lam), 0.0)) @ V.T
     return X, psd_status(lam), _lost_squared(lam, rank), jnp.sum(lam**2)
 
 

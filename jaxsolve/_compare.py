@@ -127,7 +127,8 @@ def compare(
 
     Args:
         C: ``(..., N, N)``, as for :func:`solve`.
-        methods: names of methods (default: every method except ``"auto"``).
+        methods: a method's name or a sequence of them (default: every method except
+            ``"auto"``).
         repeats: timed calls per method; the median is reported.
         **solve_options: passed to every method (e.g. ``rank=``); options a method does not
             take make that method's row an error row instead of failing the comparison.
@@ -137,6 +138,8 @@ def compare(
     """
     C = as_square_matrices(C, "C")
     repeats = check_int(repeats, "repeats", low=1)
+    if isinstance(methods, str):  # one name, not its letters
+        methods = (methods,)
     methods = DEFAULT_METHODS if methods is None else tuple(methods)
     for m in methods:
         if m not in METHODS:

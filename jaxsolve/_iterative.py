@@ -19,7 +19,7 @@ import optax
 from jax import lax
 
 from ._checks import default_tol
-from ._closed_form import cholesky_succeeded
+from ._closed_form import cholesky_succeeded, safe_sqrt
 from ._sequence import after
 from ._solution import Status
 
@@ -80,8 +80,10 @@ def _right_solve(g: jax.Array, x: jax.Array, delta, orthogonal_scale) -> jax.Arr
     k = x.shape[-1]
     xt = jnp.swapaxes(x, -1, -2)
     gram = xt @ x
-    # A floor relative to the Gram's size keeps the solve defined when X is rank deficient.
-    floor = jnp.finfo(x.dtype).eps * (jnp.trace(gram, axis1=-2, axis2=-1) + 1.0)
+    # A floor relative to the Gram's size keeps the solve defined when X is rank deficient
+    # (relative, so that the step does not depend on the scale of the problem).
+    finfo = jnp.finfo(x.dtype)
+    floor = finfo.eps * jnp.trace(gram, axis1=-2, axis2=-1) + finfo.tiny
     eye = jnp.eye(k, dtype=x.dtype)
     # The Gram is symmetric, so (g·G⁻¹)ᵀ = G⁻¹·gᵀ.
     damped = gram + (delta + floor)[..., None, None] * eye
@@ -170,7 +172,7 @@ def spectral_init(
     Q = jnp.linalg.qr(Y)[0]
     theta, W = jnp.linalg.eigh(Q.T @ S @ Q)
     top_vals, top_vecs = theta[::-1][:rank], W[:, ::-1][:, :rank]
-    return (Q @ top_vecs) * jnp.sqrt(jnp.maximum(top_vals, 0.0)), theta
+    return (Q @ top_vecs) * safe_sqrt(top_vals), theta
 
 
 def identity_start(S: jax.Array, lam_max: jax.Array) -> jax.Array:
@@ -256,6 +258,7 @@ def run_descent(
     *,
     fixed_steps: bool,
     precision: Any,
+    certify: bool = True,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Minimise ¼‖M∘(X·Xᵀ − S)‖² from X0 with ``tx``; returns (X, status, steps).
 
@@ -265,8 +268,14 @@ def run_descent(
     applied and counted); at ``max_steps``
     (MAX_STEPS); when the residual grows 1e6-fold over its start (DIVERGED); or when a
     step turns X non-finite (NON_FINITE, the last finite X kept).
+    ``certify``: ``tx`` is not precgd's own step, whose size measures the distance to a
+    stationary point whatever the conditioning; a plain gradient along the small
+    directions of an ill-conditioned X is tiny long before X is near one. A stop for
+    stationarity is then confirmed (only when the cheap test says so) by the size of the
+    preconditioned step precgd would take, g·(XᵀX + δI)⁻¹/2.
     With ``fixed_steps`` it runs ``max_steps`` iterations of ``fori_loop``
-    (reverse-differentiable; ``max_steps`` static), X frozen once a stop condition holds.
+    (reverse-differentiable; ``max_steps`` static): after a successful stop X keeps taking
+    its negligible steps (see ``settle``), after any other stop it is frozen.
     """
     tx = optax.with_extra_args_support(tx)
     S_norm = _masked_norm(S, W)
@@ -305,6 +314,13 @@ def run_descent(
         small_step = jnp.linalg.norm(updates) <= opts.rtol * x_norm
         small_grad = jnp.linalg.norm(grad) <= opts.rtol * S_norm * x_norm
         stationary = small_step & small_grad & (rel > opts.atol)
+        if certify:
+
+            def newton_step_small():
+                step = _right_solve(grad, X, 0.5 * spectral, 1.0)
+                return 0.5 * jnp.linalg.norm(step) <= opts.rtol * x_norm
+
+            stationary = lax.cond(stationary, newton_step_small, lambda: jnp.asarray(False))
         converged = (rel <= opts.atol) | stationary
         diverged = rel > 1e6 * jnp.maximum(res0, coarse)
         status = jnp.where(converged, Status.SUCCESS, Status.DIVERGED).astype(jnp.int32)
@@ -336,13 +352,24 @@ def run_descent(
         status=jnp.asarray(Status.MAX_STEPS, jnp.int32),
         done=jnp.asarray(False),
     )
+    def settle(c: _Carry) -> _Carry:
+        # fixed_steps after a successful stop: status and count stay, X keeps taking its
+        # (now negligible) steps. Its value barely moves, but the derivative of the
+        # unrolled loop keeps converging to that of the solution instead of being frozen
+        # wherever the values happened to converge (a spectral start that is already
+        # exact would otherwise carry no derivative at all).
+        _, _, _, updates, opt_state, probe = check(c.X, c.probe, c.opt_state)
+        X = optax.apply_updates(c.X, updates)
+        moved = c._replace(X=X, opt_state=opt_state, probe=probe)
+        finite = jnp.all(jnp.isfinite(X))
+        return jax.tree.map(lambda a, b: jnp.where(finite, a, b), moved, c)
+
+    def fixed_body(_, c: _Carry) -> _Carry:
+        branch = jnp.where(c.done, jnp.where(c.status == Status.SUCCESS, 1, 2), 0)
+        return lax.switch(branch, [step_fn, settle, lambda c: c], c)
+
     if fixed_steps:
-        final = lax.fori_loop(
-            0,
-            opts.max_steps + 1,
-            lambda _, c: lax.cond(c.done, lambda: c, lambda: step_fn(c)),
-            init,
-        )
+        final = lax.fori_loop(0, opts.max_steps + 1, fixed_body, init)
     else:
         final = lax.while_loop(lambda c: ~c.done, step_fn, init)
     status = final.status
@@ -393,26 +420,33 @@ def iterative_factor(
     The spectral estimates (λ_min, λ_max) come from the sketch when precgd starts from one
     (rank < N, no x0): the Ritz values of its k + 10 columns, at no extra pass over S; with
     rank = N, where the PSD check is an exact Cholesky and only the scale λ_max is needed,
-    from 24 power steps; otherwise from 32 Lanczos steps (32 passes)."""
+    from 24 power steps; otherwise from 32 Lanczos steps (32 passes).
+
+    The sketched start is a constant for differentiation: it chooses the path, not the
+    answer, and its eigenvectors' derivative blows up at (near-)repeated Ritz values, which
+    a fixed-step solve would then carry for many steps. Every other start and estimate
+    keeps its derivative (a fixed-step solve is differentiated as computed)."""
     n = S.shape[-1]
     sketched = method == "precgd" and rank < n and X0 is None
     if sketched:
         X0, ritz = spectral_init(S, rank, key)
+        X0 = lax.stop_gradient(X0)
         lam_min, lam_max = ritz[0], ritz[-1]
     elif rank == n:
         lam_min, lam_max = jnp.zeros((), S.dtype), spectral_norm_estimate(S)
     else:
         lam_min, lam_max = lanczos_extremes(S)
     lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
-    if sketched:
-        # X = 0 is a saddle of f (the sketch finds no positive part): nudge it.
-        nudge = random_init(S, rank, jax.random.fold_in(key, 1), lam_max)
-        X0 = jnp.where(jnp.any(X0 != 0), X0, 1e-3 * nudge)
-    elif X0 is None:
+    if X0 is None:
         if method == "precgd":
             X0 = identity_start(S, lam_max)
         else:
             X0 = random_init(S, rank, key, lam_max)
+    # X = 0 is a saddle of f (a sketch that finds no positive part, or a given x0 = 0):
+    # gradient and step vanish there, so it would pass for converged. Nudge it.
+    nudge = random_init(S, rank, jax.random.fold_in(key, 1), lam_max)
+    X0 = jnp.where(jnp.any(X0 != 0), X0, 1e-3 * nudge)
+    custom_optimizer = optimizer is not None
     if optimizer is None:
         lr = opts.learning_rate
         if method == "gd":
@@ -426,8 +460,16 @@ def iterative_factor(
     # The LAPACK calls of the estimates, the loop and the PSD check run one after another
     # (see _sequence).
     X0 = after(X0, lam_min, lam_max)
+    own_step = method == "precgd" and not custom_optimizer
     X, status, steps = run_descent(
-        S, W, X0, optimizer, opts, fixed_steps=fixed_steps, precision=precision
+        S,
+        W,
+        X0,
+        optimizer,
+        opts,
+        fixed_steps=fixed_steps,
+        precision=precision,
+        certify=not own_step,
     )
     if W is None:
         not_psd = _is_not_psd(after(S, X), rank, lam_min, lam_max) & (status == Status.SUCCESS)

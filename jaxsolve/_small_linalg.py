@@ -215,26 +215,41 @@ def small_spd_solve(G: ArrayLike, B: ArrayLike) -> jax.Array:
     return small_cho_solve(small_cholesky(G), B)
 
 
+def cholesky_succeeded(L: jax.Array) -> jax.Array:
+    """Whether a Cholesky factor is a success: a failed factorisation has a NaN or
+    non-positive pivot, so the diagonal decides (O(N), no pass over L)."""
+    diag = jnp.diagonal(L, axis1=-2, axis2=-1)
+    return jnp.all(jnp.isfinite(diag) & (diag > 0), axis=-1)
+
+
 @jax.custom_jvp
 def cholesky_lower(S: jax.Array) -> jax.Array:
-    """``small_cholesky`` of ONE symmetric matrix, written to be ``vmap``-ped: the batching
-    rule hands the whole batch to :func:`small_cholesky` (batch-last inside) instead of
-    letting ``vmap`` batch every unrolled scalar operation with the batch leading (several
-    times slower). For per-matrix code such as ``solve``'s pipeline. Differentiable: the
-    derivative is the standard Cholesky one (``custom_vmap`` alone has no reverse mode)."""
+    """Lower Cholesky factor of ONE symmetric matrix (its lower triangle is read); NaN on
+    and below the diagonal where it is not positive definite, as ``lax.linalg.cholesky``.
+
+    Written to be ``vmap``-ped by per-matrix code such as ``solve``'s pipeline: a single
+    matrix goes to LAPACK, and the batching rule hands a whole batch of n ≤ SMALL_N
+    matrices to :func:`small_cholesky` (batch-last inside) instead of letting ``vmap``
+    batch every unrolled scalar operation with the batch leading (several times slower),
+    larger ones to LAPACK's batched call. Differentiable: the standard Cholesky derivative,
+    and 0 for a failed factorisation (not NaN, which would poison the gradient of a branch
+    that discards it, such as auto's fallback to eigh)."""
     return _cholesky_lower_batchable(S)
 
 
 @cholesky_lower.defjvp
 def _cholesky_lower_jvp(primals, tangents):
-    # dL = L·Φ(L⁻¹·dS·L⁻ᵀ), Φ = lower triangle with the diagonal halved (dS symmetric).
+    # dL = L·Φ(L⁻¹·dS·L⁻ᵀ), Φ = lower triangle with the diagonal halved (dS symmetric),
+    # computed with the identity in place of a failed L and then zeroed.
     (S,), (dS,) = primals, tangents
     L = cholesky_lower(S)
+    ok = cholesky_succeeded(L)
+    L_safe = jnp.where(ok, L, jnp.eye(L.shape[-1], dtype=L.dtype))
     tri = jax.lax.linalg.triangular_solve
-    inner = tri(L, dS, left_side=False, lower=True, transpose_a=True)  # dS·L⁻ᵀ
-    inner = tri(L, inner, left_side=True, lower=True)  # L⁻¹·dS·L⁻ᵀ
+    inner = tri(L_safe, dS, left_side=False, lower=True, transpose_a=True)  # dS·L⁻ᵀ
+    inner = tri(L_safe, inner, left_side=True, lower=True)  # L⁻¹·dS·L⁻ᵀ
     phi = jnp.tril(inner) - 0.5 * jnp.diag(jnp.diagonal(inner))
-    return L, L @ phi
+    return L, jnp.where(ok, L_safe @ phi, 0.0)
 
 
 @jax.custom_batching.custom_vmap
@@ -246,4 +261,6 @@ def _cholesky_lower_batchable(S: jax.Array) -> jax.Array:
 @_cholesky_lower_batchable.def_vmap
 def _cholesky_lower_vmap(axis_size, in_batched, S):
     del axis_size
-    return small_cholesky(S), in_batched[0]
+    if use_small(S.shape[-1]):
+        return small_cholesky(S), in_batched[0]
+    return jax.lax.linalg.cholesky(S, symmetrize_input=False), in_batched[0]

@@ -17,10 +17,11 @@ from ._checks import (
     as_square_matrices,
     check_choice,
     check_int,
+    check_key,
     check_rank,
     default_tol,
 )
-from ._closed_form import CLOSED_FORMS, symmetric_part
+from ._closed_form import CLOSED_FORMS, symmetric_part, weighted_symmetric_part
 from ._iterative import ITERATIVE_METHODS, IterOptions, iterative_factor
 from ._solution import Solution, Status, worst_status
 
@@ -52,11 +53,32 @@ _PROBE_MIN_N = 64
 _PROBE_PAIRS = 4
 
 
-def _looks_symmetric(C: jax.Array) -> jax.Array:
-    """Randomised test that C is finite and ‖C − Cᵀ‖ is at rounding level (then taken as 0),
-    from ONE pass over C: P = C·[U, V] with constant Gaussian U, V (N×m each) gives both
-    Uᵀ·C·V and (Vᵀ·C·U)ᵀ = Uᵀ·Cᵀ·V, whose difference D = 2·Uᵀ·K·V for the skew part
-    K = (C − Cᵀ)/2, with E‖Uᵀ·K·V‖² = m²·‖K‖²; E‖P‖² = 2m·‖C‖² gives the scale.
+def largest_magnitude(A: jax.Array) -> jax.Array:
+    """max |a| over all entries, +inf if any is NaN (a plain max may skip NaN on CPU): one
+    pass that gives both the scale and whether A is finite."""
+    return jnp.max(jnp.where(jnp.isnan(A), jnp.inf, jnp.abs(A)))
+
+
+def power_of_two_scale(magnitude: jax.Array) -> jax.Array:
+    """h = 2^(−e/2), e even, with 2^e near ``magnitude`` (1 where it is 0 or not finite).
+
+    Multiplying C by h·h (exact: a power of two) brings its largest entries near 1, so
+    that the sums of squares behind norms, residuals and checks can neither overflow nor
+    underflow, whatever C's scale; X of the scaled problem divided by h is X of C,
+    bit for bit where nothing under- or overflows. A constant for differentiation."""
+    usable = jnp.isfinite(magnitude) & (magnitude > 0)
+    log2 = jnp.log2(jnp.where(usable, magnitude, 1.0))
+    half_e = jnp.where(usable, jnp.round(log2 / 2), 0.0).astype(jnp.int32)
+    return lax.stop_gradient(jnp.ldexp(jnp.ones((), magnitude.dtype), -half_e))
+
+
+def _looks_symmetric(C: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Randomised test that C is finite and ‖C − Cᵀ‖ is at rounding level (then taken as
+    0), with the scale h (:func:`power_of_two_scale`), from ONE pass over C: P = C·[U, V]
+    with constant Gaussian U, V (N×m each) gives both Uᵀ·C·V and (Vᵀ·C·U)ᵀ = Uᵀ·Cᵀ·V,
+    whose difference D = 2·Uᵀ·K·V for the skew part K = (C − Cᵀ)/2, with
+    E‖Uᵀ·K·V‖² = m²·‖K‖²; E‖P‖² = 2m·‖C‖² gives the scale. The squares are taken of
+    P·h², whose entries are near 1.
 
     The threshold is tol/16. A skew part at the tolerance itself passes undetected with
     probability below 1e-6 (simulated for the worst case, a rank-2 K and a rank-1 C: 0 in
@@ -69,12 +91,16 @@ def _looks_symmetric(C: jax.Array) -> jax.Array:
     U, V = W[:, :m], W[:, m:]
     hp = lax.Precision.HIGHEST
     P = jnp.matmul(C, W, precision=hp)
+    # NaN/Inf in C reach P (W has no zeros): the scale is then 1 and the test False.
+    P_max = largest_magnitude(P)
+    h = power_of_two_scale(P_max)
+    P = P * h * h
     D = jnp.matmul(U.T, P[:, m:], precision=hp) - jnp.matmul(V.T, P[:, :m], precision=hp).T
     skew_sq = jnp.sum(D * D) / (4 * m * m)  # estimates ‖K‖²
     scale_sq = jnp.sum(P * P) / (2 * m)  # estimates ‖C‖²
     tol = default_tol(n, C.dtype) / 16
-    # NaN/Inf in C reach P (W has no zeros), and then the test is False.
-    return jnp.isfinite(skew_sq + scale_sq) & (skew_sq <= tol**2 * scale_sq)
+    passed = jnp.isfinite(P_max + skew_sq + scale_sq) & (skew_sq <= tol**2 * scale_sq)
+    return passed, h
 
 
 @jax.custom_jvp
@@ -90,11 +116,20 @@ def _as_symmetric_jvp(primals, tangents):
     return C, symmetric_part(dC)
 
 
-def _prepare(
-    C: jax.Array, probe: bool, materialise: bool = False
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """One matrix → (S, finite, ‖C − S‖², ‖C‖²) with S = (C + Cᵀ)/2, or the identity where
-    C has NaN/Inf (so that every method runs on something harmless).
+class _Prepared(NamedTuple):
+    """One matrix made ready for a method, all in units of the scaled C·h²."""
+
+    S: jax.Array  # the symmetric target (identity where C is not finite)
+    W: jax.Array | None  # symmetric weights M∘M of a mask, or None
+    finite: jax.Array
+    skew_sq: jax.Array  # the part of the data no symmetric matrix fits (squared norm)
+    norm_sq: jax.Array  # ‖C‖² (masked: ‖M∘C‖²); NaN where not measured (the probe)
+    h: jax.Array  # power_of_two_scale: X of C is X of the scaled problem divided by h
+
+
+def _prepare(C: jax.Array, probe: bool, materialise: bool = False) -> _Prepared:
+    """One matrix → S = (C + Cᵀ)/2 scaled by h² (the identity where C has NaN/Inf, so that
+    every method runs on something harmless), with its checks.
 
     S is left as an expression: XLA fuses it into the column-major copy that LAPACK's
     factorisations make of their input anyway, as ``jnp.linalg`` does with its own
@@ -106,27 +141,49 @@ def _prepare(
     n = C.shape[-1]
 
     def exact_checks():
-        # Σ 0·c is NaN exactly when an entry is NaN or ±Inf (and cannot overflow).
-        finite = jnp.isfinite(jnp.sum(C * 0))
-        skew_sq = jnp.sum(((C - jnp.swapaxes(C, -1, -2)) / 2) ** 2)
-        return finite, skew_sq, jnp.sum(C * C)
+        largest = largest_magnitude(C)  # Inf exactly when an entry is NaN or ±Inf
+        h = power_of_two_scale(largest)
+        Cs = C * h * h
+        skew_sq = jnp.sum(((Cs - jnp.swapaxes(Cs, -1, -2)) / 2) ** 2)
+        return jnp.isfinite(largest), skew_sq, jnp.sum(Cs * Cs), h
 
-    def symmetrised():
-        return jnp.where(finite, symmetric_part(C), jnp.eye(n, dtype=C.dtype))
+    def symmetrised(finite, h):
+        return jnp.where(finite, symmetric_part(C) * h * h, jnp.eye(n, dtype=C.dtype))
 
     if not probe:
-        finite, skew_sq, norm_sq = exact_checks()
-        return symmetrised(), finite, skew_sq, norm_sq
-    fast = _looks_symmetric(C)
-    finite, skew_sq, norm_sq = lax.cond(
+        finite, skew_sq, norm_sq, h = exact_checks()
+        return _Prepared(symmetrised(finite, h), None, finite, skew_sq, norm_sq, h)
+    fast, h_probe = _looks_symmetric(C)
+    finite, skew_sq, norm_sq, h = lax.cond(
         fast,
-        lambda: (jnp.asarray(True), jnp.zeros((), C.dtype), jnp.full((), jnp.nan, C.dtype)),
+        lambda: (
+            jnp.asarray(True),
+            jnp.zeros((), C.dtype),
+            jnp.full((), jnp.nan, C.dtype),
+            h_probe,
+        ),
         exact_checks,
     )
     if materialise:  # S is read many times: C itself if symmetric, no transposed pass
-        S = lax.cond(fast, lambda: _as_symmetric(C), symmetrised)
-        return S, finite, skew_sq, norm_sq
-    return symmetrised(), finite, skew_sq, norm_sq
+        S = lax.cond(fast, lambda: _as_symmetric(C) * h * h, lambda: symmetrised(finite, h))
+    else:
+        S = symmetrised(finite, h)
+    return _Prepared(S, None, finite, skew_sq, norm_sq, h)
+
+
+def _prepare_masked(C: jax.Array, M: jax.Array) -> _Prepared:
+    """One masked matrix (C already 0 where M is) → the equivalent symmetric problem
+    (:func:`weighted_symmetric_part` with W = M∘M); what no symmetric matrix can fit of the
+    observed entries, Σ W∘(C − S)², is the skew part the status reports."""
+    largest = largest_magnitude(C)
+    finite = jnp.isfinite(largest)
+    h = power_of_two_scale(largest)
+    Cs = jnp.where(finite, C * h * h, 0.0)
+    W = M * M
+    S, W_sym = weighted_symmetric_part(Cs, W)
+    skew_sq = jnp.sum(W * (Cs - S) ** 2)
+    norm_sq = jnp.sum(W * Cs * Cs)
+    return _Prepared(S, W_sym, finite, skew_sq, norm_sq, h)
 
 
 def _unmeasured_residual(lost_sq, total_sq, skew_sq, norm_sq):
@@ -172,23 +229,25 @@ def _factor(cfg: _Config, S, w, x0, key):
 
 
 def _solve_one(cfg: _Config, c, m, x0, key) -> Solution:
-    """One matrix C (and mask M): check, factor, residual, status."""
+    """One matrix C (and mask M): check, scale, factor, residual, status."""
     n = c.shape[-1]
-    S, finite, skew_sq, norm_sq = _prepare(
-        c, cfg.probe, materialise=cfg.method in ITERATIVE_METHODS
-    )
-    w = None if m is None else symmetric_part(m * m)
-    X, status, steps, lost_sq, total_sq = _factor(cfg, S, w, x0, key)
-    if m is not None:
-        residual = relative_residual(X, m * c, weights=m)
-    elif cfg.measure_residual or lost_sq is None:
-        residual = relative_residual(X, c)
+    if m is None:
+        prep = _prepare(c, cfg.probe, materialise=cfg.method in ITERATIVE_METHODS)
     else:
-        residual = _unmeasured_residual(lost_sq, total_sq, skew_sq, norm_sq)
-    if m is None:  # a mask ignores the unobserved (possibly asymmetric) entries
-        status = worst_status(_symmetry_status(skew_sq, norm_sq, n), status)
+        prep = _prepare_masked(c, m)
+    h = prep.h
+    x0 = None if x0 is None else x0 * h
+    X, status, steps, lost_sq, total_sq = _factor(cfg, prep.S, prep.W, x0, key)
+    if m is not None:
+        residual = relative_residual(X, m * c * h * h, weights=m)
+    elif cfg.measure_residual or lost_sq is None:
+        residual = relative_residual(X, c * h * h)
+    else:
+        residual = _unmeasured_residual(lost_sq, total_sq, prep.skew_sq, prep.norm_sq)
+    status = worst_status(_symmetry_status(prep.skew_sq, prep.norm_sq, n), status)
+    finite = prep.finite
     status = jnp.where(finite, status, Status.NON_FINITE_INPUT).astype(jnp.int32)
-    X = jnp.where(finite, X, jnp.nan)  # fuses with the factor's own last pass
+    X = jnp.where(finite, X / h, jnp.nan)  # fuses with the factor's own last pass
     residual = jnp.where(finite, residual, jnp.nan)
     return Solution(X, residual, status, jnp.where(finite, steps, 0))
 
@@ -204,7 +263,7 @@ def _over_matrices(fn, *flat_args):
     return jax.tree.map(lambda x: x[None], single)
 
 
-def _check_mask(mask: Any, shape: tuple[int, ...]) -> jax.Array:
+def check_mask(mask: Any, shape: tuple[int, ...]) -> jax.Array:
     """The mask as float weights of C's shape (or broadcastable to it); ValueError if negative."""
     W = as_float_array(mask, "mask")
     if W.ndim < 2 or W.shape[-2:] != shape[-2:] or jnp.broadcast_shapes(W.shape, shape) != shape:
@@ -223,8 +282,11 @@ def _iter_options(dtype, n, rtol, atol, max_steps, learning_rate, method, fixed_
     eps = float(jnp.finfo(dtype).eps)
     if max_steps is None:
         max_steps = _DEFAULT_MAX_STEPS[method]
-    if fixed_steps:
+    if fixed_steps or not isinstance(max_steps, jax.Array):
         max_steps = check_int(max_steps, "max_steps", low=0)
+    elif not isinstance(max_steps, jax.core.Tracer) and int(max_steps) < 0:
+        # (a traced cap, for a sweep without recompiling, is taken as given)
+        raise ValueError(f"max_steps must be an int >= 0; got {int(max_steps)}")
     if learning_rate is None:
         learning_rate = 0.5 if method == "precgd" else math.nan
     return IterOptions(
@@ -289,10 +351,12 @@ def solve(
         max_steps: iteration cap (default 5000 for gd, 1000 for precgd).
         learning_rate: step size; for gd absolute (default 1/(3·λ_max)), for precgd the
             fraction of the preconditioned step (default 0.5).
-        fixed_steps: static. Run exactly ``max_steps`` steps with ``fori_loop`` (freezing X
-            once converged) so that ``jax.grad`` can differentiate through the solve;
-            ``max_steps`` must then be a Python int. The default ``while_loop`` is
-            forward-differentiable only.
+        fixed_steps: static. Run exactly ``max_steps`` steps with ``fori_loop`` so that
+            ``jax.grad`` can differentiate through the solve (after convergence X keeps
+            taking its negligible steps, so the derivative converges with it; the start
+            and the spectral estimates are constants for differentiation); ``max_steps``
+            must then be a Python int. The default ``while_loop`` is forward-differentiable
+            only.
         precision: static. Matmul precision ("highest" default: float32 matmuls stay
             float32 on GPU/TPU instead of TF32/bfloat16, so the residual targets hold).
         measure_residual: static; closed forms only (the iterative methods always measure).
@@ -325,7 +389,7 @@ def solve(
     C = as_square_matrices(C, "C")
     n = C.shape[-1]
     k = check_rank(rank, n)
-    W = None if mask is None else _check_mask(mask, C.shape)
+    W = None if mask is None else check_mask(mask, C.shape)
     if method == "auto" and W is not None:
         method = "precgd"
     if W is not None and method in CLOSED_FORMS:
@@ -352,13 +416,13 @@ def solve(
 
     if W is not None:
         # Unobserved entries may hold anything (NaN is a common way to write "unknown").
-        C = jnp.where(W > 0, C, 0.0)
+        C = jnp.where(W > 0, C, 0.0).astype(C.dtype)
     flat_C = C.reshape((-1, n, n))
     count = flat_C.shape[0]
     probe = count == 1 and n >= _PROBE_MIN_N
     if method in ITERATIVE_METHODS:
         opts = _iter_options(C.dtype, n, rtol, atol, max_steps, learning_rate, method, fixed_steps)
-        key = jax.random.PRNGKey(0) if key is None else key
+        key = check_key(key)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(count))
     else:
         opts, keys = None, None

@@ -16,6 +16,8 @@ import optax
 from flax import nnx
 
 from ._checks import as_square_matrices, check_int, check_rank
+from ._closed_form import symmetric_part, weighted_symmetric_part
+from ._solve import check_mask
 
 
 class FactorLayer(nnx.Module):
@@ -73,13 +75,21 @@ def fit_factor(
     if C.ndim != 2:
         raise ValueError(f"C must be a single (N, N) matrix here; got shape {C.shape}")
     steps = check_int(steps, "steps", low=1)
-    S = (C + C.T) / 2
+    if mask is None:
+        S, W = symmetric_part(C), None
+    else:
+        M = check_mask(mask, C.shape)
+        # unobserved entries may hold anything, NaN included; observed ones on one side
+        # only count fully (the same symmetric problem as solve's)
+        S, W_sym = weighted_symmetric_part(jnp.where(M > 0, C, 0.0), M * M)
+        W = jnp.sqrt(W_sym)  # factor_loss weighs by W∘W
     layer = FactorLayer(C.shape[-1], rank, rngs=nnx.Rngs(seed), dtype=C.dtype)
     if optimizer is None:
-        lam_max = jnp.linalg.norm(S, 2)
-        optimizer = optax.sgd(1.0 / (3.0 * lam_max))
+        # 1/(3·λ_max) as in solve; the start's own scale where C is 0 (the answer is X = 0)
+        X0 = layer.X[...]
+        curvature = jnp.maximum(jnp.linalg.norm(S, 2), jnp.linalg.norm(X0 @ X0.T, 2))
+        optimizer = optax.sgd(1.0 / (3.0 * curvature))
     opt = nnx.Optimizer(layer, optimizer, wrt=nnx.Param)
-    W = None if mask is None else jnp.asarray(mask, C.dtype)
 
     @nnx.jit
     def train(layer, opt):

@@ -314,13 +314,9 @@ def test_while_loop_solve_forward_differentiable():
     np.testing.assert_allclose(float(tangent), np.sum(W_LOSS * D), rtol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: plain GD in float32 on an ill-conditioned C stalls where both "
-    "its step and its gradient are below float32 resolution (residual ~5e-5 at κ=100) and "
-    "reports SUCCESS; precgd reaches 1e-6 there",
-)
 def test_gd_float32_success_means_converged():
+    # plain GD's gradient is tiny along the small directions of an ill-conditioned X long
+    # before X is near the answer: a stop for stationarity is confirmed by precgd's step
     C = jaxsolve.random_psd(N, cond=100, seed=1).astype(np.float32)
     sol = isolve(C, "gd")
     if int(sol.status) == Status.SUCCESS:

@@ -1,0 +1,233 @@
+"""Inputs at the edges: extreme scales, one-sided masks, derivatives at clipped or repeated
+eigenvalues, degenerate starts, and argument checks found by an adversarial review."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import CLOSED_FORMS, ITERATIVE, eps, gram, isolve, rel_residual
+
+import jaxsolve
+from jaxsolve import Status
+
+C3 = np.array([[2.0, 1.0, 0.0], [1.0, 2.0, 1.0], [0.0, 1.0, 2.0]])
+NONSYM = np.array([[3.0, 2.0], [0.0, 3.0]])
+INDEF = np.diag([1.0, 1.0, -1.0])
+
+
+def _solve(C, method, **options):
+    if method in ITERATIVE:
+        return isolve(C, method, **options)
+    return jaxsolve.solve(C, method=method, **options)
+
+
+# --- scale: X of s·C is sqrt(s)·X of C, statuses and residuals do not change ---------------
+
+SCALES = {
+    np.float64: (1e-300, 1e-160, 1e-20, 1e20, 1e150, 1e300),
+    np.float32: (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method", CLOSED_FORMS + ITERATIVE)
+def test_every_method_is_scale_invariant(method, dtype):
+    tol = 1e4 * eps(dtype) if method != "gd" else 1e3 * np.sqrt(eps(dtype))
+    for s in SCALES[dtype]:
+        C = (C3 * s).astype(dtype)
+        sol = _solve(C, method)
+        assert int(sol.status) == Status.SUCCESS, (s, sol.messages())
+        X = np.asarray(sol.X, np.float64)
+        assert np.all(np.isfinite(X))
+        # compare X·Xᵀ/s with C3 (the product X·Xᵀ itself may not be representable)
+        X_unit = X / np.sqrt(s)
+        assert np.linalg.norm(gram(X_unit) - C3) / np.linalg.norm(C3) < tol, s
+        assert 0 <= float(sol.residual) < tol
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_statuses_and_residuals_at_extreme_scales(dtype):
+    for s in SCALES[dtype]:
+        ns = jaxsolve.solve((NONSYM * s).astype(dtype))
+        assert int(ns.status) == Status.NOT_SYMMETRIC, s
+        ind = jaxsolve.solve((INDEF * s).astype(dtype), method="eigh")
+        assert int(ind.status) == Status.NOT_PSD, s
+        # nearest PSD drops the -1: residual ‖diag(0,0,-1)‖/‖diag(1,1,-1)‖ = 1/sqrt(3)
+        np.testing.assert_allclose(float(ind.residual), 1 / np.sqrt(3), rtol=1e-5)
+
+
+def test_large_single_matrix_at_extreme_scales():
+    # the randomised symmetry probe (N >= 64) squares scaled numbers too
+    C = jaxsolve.random_psd(96, cond=1e3, seed=5)
+    K = np.triu(np.ones((96, 96)), 1) * 1e-3
+    for s in (1e-300, 1e-150, 1e150, 1e300):
+        sol = jaxsolve.solve(C * s)
+        assert int(sol.status) == Status.SUCCESS
+        np.testing.assert_allclose(gram(np.asarray(sol.X) / np.sqrt(s)), C, atol=1e-12)
+        assert int(jaxsolve.solve((C + K) * s).status) == Status.NOT_SYMMETRIC
+
+
+# --- masks ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ITERATIVE)
+def test_entry_observed_on_one_side_counts_fully(method):
+    C = np.array([[2.0, 1.0, 1.0], [1.0, 2.0, 1.0], [1.0, 1.0, 2.0]])
+    M = np.ones((3, 3), bool)
+    M[0, 1] = False  # C[1, 0] is still observed
+    C_given = C.copy()
+    C_given[0, 1] = np.nan
+    sol = isolve(C_given, method, mask=M)
+    assert int(sol.status) == Status.SUCCESS
+    np.testing.assert_allclose(gram(sol.X), C, atol=1e-6 if method == "gd" else 1e-9)
+
+
+def test_one_sided_mask_recovers_a_low_rank_matrix():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((30, 3))
+    C = A @ A.T
+    M = rng.random((30, 30)) < 0.5  # not symmetric: each pair seen from either side
+    np.fill_diagonal(M, True)
+    sol = jaxsolve.solve(np.where(M, C, np.nan), mask=M, rank=3, max_steps=3000)
+    assert int(sol.status) == Status.SUCCESS
+    assert np.linalg.norm(gram(sol.X) - C) / np.linalg.norm(C) < 1e-6
+
+
+def test_mask_reports_observed_entries_that_disagree():
+    C = jaxsolve.random_psd(6, cond=10, seed=2)
+    C_bad = C.copy()
+    C_bad[0, 1] += 1e-3  # both (0, 1) and (1, 0) observed, with different values
+    M = np.ones((6, 6))
+    M[2, 3] = M[3, 2] = 0.0
+    assert int(jaxsolve.solve(C, mask=M, method="precgd").status) == Status.SUCCESS
+    assert int(jaxsolve.solve(C_bad, mask=M, method="precgd").status) == Status.NOT_SYMMETRIC
+
+
+# --- derivatives ----------------------------------------------------------------------------
+
+T = np.random.default_rng(0).standard_normal((4, 4))
+DIRECTION = np.array(
+    [[0.3, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+)
+
+
+def _directional(f, C):
+    g = jax.grad(f)(jnp.asarray(C))
+    assert bool(jnp.all(jnp.isfinite(g)))
+    fd = (f(C + 1e-6 * DIRECTION) - f(C - 1e-6 * DIRECTION)) / 2e-6
+    return float(jnp.sum(g * DIRECTION)), float(fd)
+
+
+@pytest.mark.parametrize(
+    ("method", "rank", "diagonal"),
+    [
+        ("eigh", None, (3.0, 2.0, 1.0, -1.0)),  # a clipped eigenvalue
+        ("auto", None, (3.0, 2.0, 1.0, -1.0)),  # Cholesky fails, eigh answers
+        ("eigh", 3, (3.0, 2.0, 1.0, 0.5)),
+        ("sqrt", 2, (3.0, 2.0, 1.0, -1.0)),
+    ],
+)
+def test_closed_form_gradients_finite_at_clipped_eigenvalues(method, rank, diagonal):
+    C = np.diag(diagonal)
+
+    def f(C):
+        X = jaxsolve.solve(C, method=method, rank=rank).X
+        return jnp.sum(T * (X @ X.T))
+
+    grad, fd = _directional(f, C)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_eigh_gradient_finite_at_a_zero_eigenvalue():
+    C = np.diag([3.0, 2.0, 1.0, 0.0])
+    g = jax.grad(lambda C: jnp.sum(jaxsolve.solve(C, method="eigh").X ** 2))(jnp.asarray(C))
+    assert bool(jnp.all(jnp.isfinite(g)))
+
+
+@pytest.mark.parametrize("method", ITERATIVE)
+def test_fixed_step_gradient_at_repeated_top_eigenvalues(method):
+    # the spectral start is exact here: the derivative must come from the steps after it
+    C = np.diag([2.0, 2.0, 1.0, 1.0])
+    steps = 60 if method == "precgd" else 600
+
+    def f(C):
+        X = jaxsolve.solve(C, method=method, rank=2, fixed_steps=True, max_steps=steps).X
+        return jnp.sum(T * (X @ X.T))
+
+    grad, fd = _directional(f, C)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+# --- degenerate starts and the nn layer -----------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ITERATIVE)
+@pytest.mark.parametrize("rank", [None, 2])
+def test_zero_start_is_not_reported_as_converged(method, rank):
+    C = jaxsolve.random_psd(4, cond=10, seed=1)
+    k = 4 if rank is None else rank
+    sol = jaxsolve.solve(C, method=method, rank=rank, x0=np.zeros((4, k)))
+    ref = jaxsolve.solve(C, method="eigh", rank=rank)
+    assert int(sol.status) == Status.SUCCESS
+    assert float(sol.residual) <= float(ref.residual) + 1e-8
+
+
+def test_fit_factor_on_zero_and_on_nan_in_unobserved_entries():
+    from jaxsolve.nn import fit_factor
+
+    layer, losses = fit_factor(np.zeros((3, 3)), steps=200)
+    assert np.all(np.isfinite(np.asarray(layer.X[...])))
+    assert np.all(np.isfinite(np.asarray(losses)))
+    C = np.asarray(jaxsolve.random_psd(6, cond=10, seed=1))
+    M = np.ones((6, 6), bool)
+    M[0, 1] = M[1, 0] = False
+    C_given = C.copy()
+    C_given[0, 1] = C_given[1, 0] = np.nan
+    layer, losses = fit_factor(C_given, mask=M, steps=3000)
+    X = np.asarray(layer.X[...])
+    assert np.all(np.isfinite(np.asarray(losses)))
+    assert np.abs((X @ X.T - C)[M]).max() < 1e-5
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def test_key_must_be_one_prng_key():
+    C = jaxsolve.random_psd(4, cond=10)
+    for key in (jax.random.split(jax.random.PRNGKey(0), 3), 0, np.zeros(2)):
+        with pytest.raises(TypeError, match="key"):
+            jaxsolve.solve(C, method="precgd", key=key)
+    with pytest.raises(ValueError, match="key"):
+        jaxsolve.solve(C, method="precgd", key=jax.random.split(jax.random.key(0), 3))
+    for key in (jax.random.key(1), jax.random.PRNGKey(1)):
+        assert int(jaxsolve.solve(C, method="precgd", key=key).status) == Status.SUCCESS
+
+
+def test_negative_max_steps_is_refused():
+    C = jaxsolve.random_psd(4, cond=10)
+    with pytest.raises(ValueError, match="max_steps"):
+        jaxsolve.solve(C, method="gd", max_steps=-1)
+    with pytest.raises(ValueError, match="max_steps"):
+        jaxsolve.solve(C, method="gd", max_steps=jnp.asarray(-1))
+
+
+def test_compare_takes_one_method_name():
+    comparison = jaxsolve.compare(jaxsolve.random_psd(4, cond=10), methods="eigh", repeats=1)
+    assert [r.method for r in comparison.results] == ["eigh"]
+
+
+def test_default_residual_is_the_measured_one_up_to_rounding():
+    for C in (jaxsolve.random_psd(40, cond=1e6, seed=1), INDEF, NONSYM):
+        for method in ("cholesky", "eigh", "sqrt", "auto"):
+            sol = jaxsolve.solve(C, method=method)
+            if int(sol.status) == Status.CHOLESKY_FAILED:
+                continue
+            measured = jaxsolve.solve(C, method=method, measure_residual=True)
+            np.testing.assert_allclose(
+                float(sol.residual), rel_residual(sol.X, C), atol=100 * C.shape[0] * eps(np.float64)
+            )
+            np.testing.assert_allclose(
+                float(measured.residual), rel_residual(measured.X, C), rtol=1e-6, atol=1e-15
+            )
