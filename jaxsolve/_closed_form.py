@@ -137,19 +137,25 @@ def _batched(fun: Callable, S: jax.Array) -> jax.Array:
 
 
 # --- the factor methods: (S, rank) -> (X, status, lost, total), one matrix ----------------
-# ``lost`` is ‖S − X·Xᵀ‖²_F and ``total`` ‖S‖²_F as far as the decomposition knows them
-# (exact in exact arithmetic; ``total`` NaN where it does not): what
-# ``solve(..., measure_residual=False)`` reports instead of forming X·Xᵀ.
+# ``lost`` is ‖S − X·Xᵀ‖_F and ``total`` ‖S‖_F as far as the decomposition knows them
+# (exact in exact arithmetic; ``total`` NaN where it does not): what ``solve`` reports by
+# default instead of forming X·Xᵀ. Norms, not squares, computed without over- or underflow.
 
 
 Factor = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # (X, status, lost, total)
 
 
-def _lost_squared(lam: jax.Array, rank: int) -> jax.Array:
-    """Σ of the squared eigenvalues a rank-k PSD factor cannot keep: the negative ones and
+def safe_norm(v: jax.Array) -> jax.Array:
+    """‖v‖₂ of a vector without over- or underflow in the squares: m·‖v/m‖, m = max|v|."""
+    m = jnp.max(jnp.abs(v), initial=0.0)
+    return m * jnp.sqrt(jnp.sum((v / jnp.where(m > 0, m, 1.0)) ** 2))
+
+
+def _lost(lam: jax.Array, rank: int) -> jax.Array:
+    """The norm of the eigenvalues a rank-k PSD factor cannot keep: the negative ones and
     those beyond the ``rank`` largest. ``lam`` ascending, as ``eigh`` returns it."""
     kept = jnp.arange(lam.shape[-1]) >= lam.shape[-1] - rank
-    return jnp.sum(jnp.where(kept, jnp.minimum(lam, 0.0), lam) ** 2)
+    return safe_norm(jnp.where(kept, jnp.minimum(lam, 0.0), lam))
 
 
 def cholesky_factor(S: jax.Array, rank: int) -> Factor:
@@ -171,7 +177,7 @@ def eigh_factor(S: jax.Array, rank: int) -> Factor:
     negative eigenvalues."""
     lam, V = symmetric_eigh(S)
     X = (V * safe_sqrt(lam))[:, ::-1][:, :rank]
-    return X, psd_status(lam), _lost_squared(lam, rank), jnp.sum(lam**2)
+    return X, psd_status(lam), _lost(lam, rank), safe_norm(lam)
 
 
 def sqrt_factor(S: jax.Array, rank: int) -> Factor:
@@ -183,7 +189,7 @@ def sqrt_factor(S: jax.Array, rank: int) -> Factor:
         lam, V = symmetric_eigh(S)
         top = jnp.arange(lam.shape[-1]) >= lam.shape[-1] - rank
         X = (V * jnp.where(top, safe_sqrt(lam), 0.0)) @ V.T
-    return X, psd_status(lam), _lost_squared(lam, rank), jnp.sum(lam**2)
+    return X, psd_status(lam), _lost(lam, rank), safe_norm(lam)
 
 
 def auto_factor(S: jax.Array, rank: int) -> Factor:

@@ -53,23 +53,34 @@ _PROBE_MIN_N = 64
 _PROBE_PAIRS = 4
 
 
-def largest_magnitude(A: jax.Array) -> jax.Array:
-    """max |a| over all entries, +inf if any is NaN (a plain max may skip NaN on CPU): one
-    pass that gives both the scale and whether A is finite."""
-    return jnp.max(jnp.where(jnp.isnan(A), jnp.inf, jnp.abs(A)))
+def largest_magnitude(A: jax.Array, axis: Any = None) -> jax.Array:
+    """max |a| (over ``axis``; all entries by default), +inf if any is NaN or ±Inf: the
+    scale and the finiteness check at once. Two reductions that XLA fuses with the
+    ``abs``/``* 0`` in front (a plain max may skip NaN on CPU; Σ 0·a is NaN exactly when
+    an entry is NaN or ±Inf), no materialised |A|."""
+    largest = jnp.max(jnp.abs(A), axis=axis)
+    return jnp.where(jnp.isnan(jnp.sum(A * 0, axis=axis)), jnp.inf, largest)
 
 
 def power_of_two_scale(magnitude: jax.Array) -> jax.Array:
-    """h = 2^(−e/2), e even, with 2^e near ``magnitude`` (1 where it is 0 or not finite).
+    """h = 2^(−⌊e/2⌋) for magnitude = f·2^e, 1 ≤ f < 2 (1 where it is 0 or not finite).
 
-    Multiplying C by h·h (exact: a power of two) brings its largest entries near 1, so
-    that the sums of squares behind norms, residuals and checks can neither overflow nor
-    underflow, whatever C's scale; X of the scaled problem divided by h is X of C,
-    bit for bit where nothing under- or overflows. A constant for differentiation."""
+    Multiplying C by h·h (exact: a power of two) brings its largest entries into [1, 8),
+    so that the sums of squares behind norms, residuals and checks can neither overflow nor
+    underflow, whatever C's scale; X of the scaled problem divided by h is X of C, bit for
+    bit where nothing under- or overflows. Read off the exponent bits (no log, no pow: a
+    batch of many small matrices computes one per matrix). A constant for
+    differentiation."""
+    info = jnp.finfo(magnitude.dtype)
+    mantissa = info.nmant
+    bias = info.maxexp - 1
+    int_type = jnp.int64 if magnitude.dtype == jnp.float64 else jnp.int32
     usable = jnp.isfinite(magnitude) & (magnitude > 0)
-    log2 = jnp.log2(jnp.where(usable, magnitude, 1.0))
-    half_e = jnp.where(usable, jnp.round(log2 / 2), 0.0).astype(jnp.int32)
-    return lax.stop_gradient(jnp.ldexp(jnp.ones((), magnitude.dtype), -half_e))
+    bits = lax.bitcast_convert_type(jnp.where(usable, magnitude, 1.0), int_type)
+    exponent = (bits >> mantissa) - bias  # subnormals read as the smallest exponent
+    half = exponent >> 1  # floor(e/2)
+    h = lax.bitcast_convert_type((bias - half) << mantissa, magnitude.dtype)
+    return lax.stop_gradient(h)
 
 
 def _looks_symmetric(C: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -116,59 +127,87 @@ def _as_symmetric_jvp(primals, tangents):
     return C, symmetric_part(dC)
 
 
+class Checks(NamedTuple):
+    """What ``solve`` checks of each matrix before a method runs (shape (...) each)."""
+
+    finite: jax.Array  # no NaN/Inf entry
+    skew_sq: jax.Array  # ‖C − (C + Cᵀ)/2‖² in units of C·h²
+    norm_sq: jax.Array  # ‖C‖² in units of C·h²; NaN where not measured (the probe)
+    h: jax.Array  # power_of_two_scale: C·h² has its largest entries near 1
+
+
+def exact_checks(C: jax.Array) -> Checks:
+    """:class:`Checks` of each matrix of C (..., N, N), exactly.
+
+    One pass reads C for the largest magnitudes and the raw sums of squares together (a
+    NaN shows in the sums; a max may skip it). Only when a matrix's largest entry lies
+    beyond 2^(±e/4) (e the dtype's largest exponent: about 1e±77 in float64, 4e±9 in
+    float32), where its sums could under- or overflow, is C read again with h² folded in:
+    decided once for the whole batch (``lax.cond``), so an ordinary batch pays no second,
+    dependent pass."""
+    largest = jnp.max(jnp.abs(C), axis=(-2, -1))
+
+    def sums(scale):
+        Cs = C if scale is None else C * scale[..., None, None]
+        skew = (Cs - jnp.swapaxes(Cs, -1, -2)) / 2
+        return jnp.sum(skew * skew, axis=(-2, -1)), jnp.sum(Cs * Cs, axis=(-2, -1))
+
+    raw_skew, raw_norm = sums(None)
+    finite = jnp.isfinite(largest) & ~jnp.isnan(raw_norm)
+    h = power_of_two_scale(jnp.where(finite, largest, 0.0))
+    h2 = h * h
+    bound = 2.0 ** (jnp.finfo(C.dtype).maxexp // 4)
+    moderate = (largest == 0) | ~finite | ((largest >= 1 / bound) & (largest <= bound))
+    skew_sq, norm_sq = lax.cond(
+        jnp.all(moderate),
+        lambda: (raw_skew * h2 * h2, raw_norm * h2 * h2),
+        lambda: sums(h2),
+    )
+    return Checks(finite, skew_sq, norm_sq, h)
+
+
 class _Prepared(NamedTuple):
-    """One matrix made ready for a method, all in units of the scaled C·h²."""
+    """One matrix made ready for a method: the checks, and S in units of C·h² (X of C is X
+    of S divided by h)."""
 
     S: jax.Array  # the symmetric target (identity where C is not finite)
     W: jax.Array | None  # symmetric weights M∘M of a mask, or None
-    finite: jax.Array
-    skew_sq: jax.Array  # the part of the data no symmetric matrix fits (squared norm)
-    norm_sq: jax.Array  # ‖C‖² (masked: ‖M∘C‖²); NaN where not measured (the probe)
-    h: jax.Array  # power_of_two_scale: X of C is X of the scaled problem divided by h
+    checks: Checks
 
 
-def _prepare(C: jax.Array, probe: bool, materialise: bool = False) -> _Prepared:
-    """One matrix → S = (C + Cᵀ)/2 scaled by h² (the identity where C has NaN/Inf, so that
-    every method runs on something harmless), with its checks.
+def _prepare(C: jax.Array, checks: Checks | None, iterative: bool = False) -> _Prepared:
+    """One matrix → S = (C + Cᵀ)/2 (the identity where C has NaN/Inf, so that every method
+    runs on something harmless), with its checks.
 
-    S is left as an expression: XLA fuses it into the column-major copy that LAPACK's
-    factorisations make of their input anyway, as ``jnp.linalg`` does with its own
-    symmetrisation. With ``probe`` (large single matrices) a C that a randomised test finds
-    finite and symmetric to rounding skips the exact checks (a pass and a transposed pass
-    over C); its ‖C‖² is then NaN, "not measured", and the residual takes the norm from
-    the factorisation. ``materialise`` (the iterative methods, which read S many times):
-    such a C is used as S itself rather than through a transposed pass."""
+    ``checks`` are :func:`exact_checks`, computed for the whole batch beforehand; None for a
+    large single matrix, which a randomised probe checks first: a C that it finds finite
+    and symmetric to rounding skips the exact checks (a pass and a transposed pass over C);
+    its ‖C‖² is then NaN, "not measured", and the residual takes the norm from the
+    factorisation; an iterative method then uses C itself as S rather than a transposed
+    pass. For a closed form S is left as an expression: XLA fuses it (scale included) into
+    the column-major copy that LAPACK's factorisations make of their input anyway, as
+    ``jnp.linalg`` does with its own symmetrisation."""
     n = C.shape[-1]
 
-    def exact_checks():
-        largest = largest_magnitude(C)  # Inf exactly when an entry is NaN or ±Inf
-        h = power_of_two_scale(largest)
-        Cs = C * h * h
-        skew_sq = jnp.sum(((Cs - jnp.swapaxes(Cs, -1, -2)) / 2) ** 2)
-        return jnp.isfinite(largest), skew_sq, jnp.sum(Cs * Cs), h
-
     def symmetrised(finite, h):
-        return jnp.where(finite, symmetric_part(C) * h * h, jnp.eye(n, dtype=C.dtype))
+        return jnp.where(finite, symmetric_part(C) * (h * h), jnp.eye(n, dtype=C.dtype))
 
-    if not probe:
-        finite, skew_sq, norm_sq, h = exact_checks()
-        return _Prepared(symmetrised(finite, h), None, finite, skew_sq, norm_sq, h)
+    if checks is not None:
+        return _Prepared(symmetrised(checks.finite, checks.h), None, checks)
     fast, h_probe = _looks_symmetric(C)
-    finite, skew_sq, norm_sq, h = lax.cond(
+    checks = lax.cond(
         fast,
-        lambda: (
-            jnp.asarray(True),
-            jnp.zeros((), C.dtype),
-            jnp.full((), jnp.nan, C.dtype),
-            h_probe,
+        lambda: Checks(
+            jnp.asarray(True), jnp.zeros((), C.dtype), jnp.full((), jnp.nan, C.dtype), h_probe
         ),
-        exact_checks,
+        lambda: exact_checks(C),
     )
-    if materialise:  # S is read many times: C itself if symmetric, no transposed pass
-        S = lax.cond(fast, lambda: _as_symmetric(C) * h * h, lambda: symmetrised(finite, h))
+    if iterative:  # S is read many times: C itself if symmetric, no transposed pass
+        h = checks.h
+        S = lax.cond(fast, lambda: _as_symmetric(C) * (h * h), lambda: symmetrised(True, h))
     else:
-        S = symmetrised(finite, h)
-    return _Prepared(S, None, finite, skew_sq, norm_sq, h)
+        S = symmetrised(checks.finite, checks.h)
+    return _Prepared(S, None, checks)
 
 
 def _prepare_masked(C: jax.Array, M: jax.Array) -> _Prepared:
@@ -183,14 +222,15 @@ def _prepare_masked(C: jax.Array, M: jax.Array) -> _Prepared:
     S, W_sym = weighted_symmetric_part(Cs, W)
     skew_sq = jnp.sum(W * (Cs - S) ** 2)
     norm_sq = jnp.sum(W * Cs * Cs)
-    return _Prepared(S, W_sym, finite, skew_sq, norm_sq, h)
+    return _Prepared(S, W_sym, Checks(finite, skew_sq, norm_sq, h))
 
 
-def _unmeasured_residual(lost_sq, total_sq, skew_sq, norm_sq):
-    """‖X·Xᵀ − C‖/‖C‖ from the decomposition: ‖C‖² = ‖S‖² + ‖K‖² and ‖S − X·Xᵀ‖² = lost, so
-    no N×N product. ``norm_sq`` NaN (not measured) → ‖S‖² from the eigenvalues."""
-    err_sq = lost_sq + skew_sq
-    norm_sq = jnp.where(jnp.isnan(norm_sq), total_sq + skew_sq, norm_sq)
+def _unmeasured_residual(lost, total, skew_sq, norm_sq):
+    """‖X·Xᵀ − C‖/‖C‖ from the decomposition, all in the scaled units of the checks:
+    ‖C‖² = ‖S‖² + ‖K‖² and ‖S − X·Xᵀ‖ = lost, so no N×N product. ``norm_sq`` NaN (not
+    measured) → ‖S‖ = total, from the eigenvalues."""
+    err_sq = lost**2 + skew_sq
+    norm_sq = jnp.where(jnp.isnan(norm_sq), total**2 + skew_sq, norm_sq)
     ratio = err_sq / jnp.where(norm_sq > 0, norm_sq, 1.0)
     return jnp.where(err_sq == 0, 0.0, jnp.sqrt(jnp.where(norm_sq > 0, ratio, err_sq)))
 
@@ -208,11 +248,11 @@ class _Config(NamedTuple):
 
 
 def _factor(cfg: _Config, S, w, x0, key):
-    """The method on one symmetrised S → (X, status, steps, lost², total²); the last two
-    from the decomposition (closed forms) or None (iterative)."""
+    """The method on one symmetrised S → (X, status, steps, lost, total); the last two
+    norms from the decomposition (closed forms) or None (iterative)."""
     if cfg.method in CLOSED_FORMS:
-        X, status, lost_sq, total_sq = CLOSED_FORMS[cfg.method](S, cfg.rank)
-        return X, status, jnp.zeros((), jnp.int32), lost_sq, total_sq
+        X, status, lost, total = CLOSED_FORMS[cfg.method](S, cfg.rank)
+        return X, status, jnp.zeros((), jnp.int32), lost, total
     X, status, steps = iterative_factor(
         S,
         w,
@@ -228,28 +268,29 @@ def _factor(cfg: _Config, S, w, x0, key):
     return X, status, steps, None, None
 
 
-def _solve_one(cfg: _Config, c, m, x0, key) -> Solution:
-    """One matrix C (and mask M): check, scale, factor, residual, status."""
+def _solve_one(cfg: _Config, c, m, x0, key, checks) -> Solution:
+    """One matrix C (and mask M, and its exact checks unless probed): factor, residual,
+    status."""
     n = c.shape[-1]
     if m is None:
-        prep = _prepare(c, cfg.probe, materialise=cfg.method in ITERATIVE_METHODS)
+        prep = _prepare(c, checks, iterative=cfg.method in ITERATIVE_METHODS)
     else:
         prep = _prepare_masked(c, m)
-    h = prep.h
+    ck = prep.checks
+    h, h2 = ck.h, ck.h * ck.h
     x0 = None if x0 is None else x0 * h
-    X, status, steps, lost_sq, total_sq = _factor(cfg, prep.S, prep.W, x0, key)
+    X, status, steps, lost, total = _factor(cfg, prep.S, prep.W, x0, key)
     if m is not None:
-        residual = relative_residual(X, m * c * h * h, weights=m)
-    elif cfg.measure_residual or lost_sq is None:
-        residual = relative_residual(X, c * h * h)
+        residual = relative_residual(X, m * c * h2, weights=m)
+    elif cfg.measure_residual or lost is None:
+        residual = relative_residual(X, c * h2)
     else:
-        residual = _unmeasured_residual(lost_sq, total_sq, prep.skew_sq, prep.norm_sq)
-    status = worst_status(_symmetry_status(prep.skew_sq, prep.norm_sq, n), status)
-    finite = prep.finite
-    status = jnp.where(finite, status, Status.NON_FINITE_INPUT).astype(jnp.int32)
-    X = jnp.where(finite, X / h, jnp.nan)  # fuses with the factor's own last pass
-    residual = jnp.where(finite, residual, jnp.nan)
-    return Solution(X, residual, status, jnp.where(finite, steps, 0))
+        residual = _unmeasured_residual(lost, total, ck.skew_sq, ck.norm_sq)
+    status = worst_status(_symmetry_status(ck.skew_sq, ck.norm_sq, n), status)
+    status = jnp.where(ck.finite, status, Status.NON_FINITE_INPUT).astype(jnp.int32)
+    X = jnp.where(ck.finite, X / h, jnp.nan)  # fuses with the factor's own last pass
+    residual = jnp.where(ck.finite, residual, jnp.nan)
+    return Solution(X, residual, status, jnp.where(ck.finite, steps, 0))
 
 
 def _over_matrices(fn, *flat_args):
@@ -259,7 +300,7 @@ def _over_matrices(fn, *flat_args):
     ``select``."""
     if flat_args[0].shape[0] != 1:
         return jax.vmap(fn)(*flat_args)
-    single = fn(*(None if a is None else a[0] for a in flat_args))
+    single = fn(*(None if a is None else jax.tree.map(lambda x: x[0], a) for a in flat_args))
     return jax.tree.map(lambda x: x[None], single)
 
 
@@ -431,6 +472,9 @@ def solve(
 
     config = _Config(method, k, probe, measure_residual, optimizer, opts, fixed_steps)
     with jax.default_matmul_precision(precision):
-        flat = _over_matrices(functools.partial(_solve_one, config), flat_C, flat_M, flat_x0, keys)
+        checks = None if probe or flat_M is not None else exact_checks(flat_C)
+        flat = _over_matrices(
+            functools.partial(_solve_one, config), flat_C, flat_M, flat_x0, keys, checks
+        )
     X = flat.X.reshape((*batch, n, flat.X.shape[-1]))
     return Solution(X, *(a.reshape(batch) for a in flat[1:]))
