@@ -180,7 +180,7 @@ def _parts(C_np, label):
 
     import jaxsolve
     from jaxsolve._closed_form import cholesky_factor
-    from jaxsolve._solve import _looks_symmetric, _prepare, relative_residual
+    from jaxsolve._solve import _looks_symmetric, _prepare, exact_checks, relative_residual
 
     C = jnp.asarray(C_np)
     n = C.shape[-1]
@@ -189,9 +189,9 @@ def _parts(C_np, label):
 
     def prologue(C):
         """solve's per-matrix checks: the probe path for one large matrix, else exact."""
-        if single:
-            return _prepare(C.reshape(n, n), n >= 64)
-        return jax.vmap(lambda c: _prepare(c, False))(flat)
+        if single and n >= 64:
+            return _prepare(C.reshape(n, n), None)
+        return jax.vmap(_prepare)(flat, exact_checks(flat))
 
     L = jnp.linalg.cholesky(C)
     pieces = [

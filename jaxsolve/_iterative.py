@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -443,9 +444,12 @@ def iterative_factor(
         else:
             X0 = random_init(S, rank, key, lam_max)
     # X = 0 is a saddle of f (a sketch that finds no positive part, or a given x0 = 0):
-    # gradient and step vanish there, so it would pass for converged. Nudge it.
-    nudge = random_init(S, rank, jax.random.fold_in(key, 1), lam_max)
-    X0 = jnp.where(jnp.any(X0 != 0), X0, 1e-3 * nudge)
+    # gradient and step vanish there, so it would pass for converged. Nudge it, along a
+    # Gaussian direction that is a constant of the program (no random numbers drawn at
+    # run time for the many starts that need no nudge).
+    direction = np.random.default_rng(0x0DD6E).standard_normal((n, rank)).astype(S.dtype)
+    scale = 1e-3 * jnp.sqrt(jnp.maximum(lam_max, 0.0) / max(n, 1))
+    X0 = jnp.where(jnp.any(X0 != 0), X0, scale * direction)
     custom_optimizer = optimizer is not None
     if optimizer is None:
         lr = opts.learning_rate
