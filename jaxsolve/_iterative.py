@@ -272,8 +272,9 @@ def run_descent(
     ``certify``: ``tx`` is not precgd's own step, whose size measures the distance to a
     stationary point whatever the conditioning; a plain gradient along the small
     directions of an ill-conditioned X is tiny long before X is near one. A stop for
-    stationarity is then confirmed (only when the cheap test says so) by the size of the
-    preconditioned step precgd would take, g·(XᵀX + δI)⁻¹/2.
+    stationarity is then confirmed (only when the cheap test says so) by the change the
+    preconditioned step precgd would take, N = g·(XᵀX + δI)⁻¹/2, would make to the
+    product: ‖N·Xᵀ + X·Nᵀ‖ <= rtol·‖S‖ (X·Xᵀ within about rtol of a stationary point).
     With ``fixed_steps`` it runs ``max_steps`` iterations of ``fori_loop``
     (reverse-differentiable; ``max_steps`` static): after a successful stop X keeps taking
     its negligible steps (see ``settle``), after any other stop it is frozen.
@@ -318,8 +319,12 @@ def run_descent(
         if certify:
 
             def newton_step_small():
-                step = _right_solve(grad, X, 0.5 * spectral, 1.0)
-                return 0.5 * jnp.linalg.norm(step) <= opts.rtol * x_norm
+                # measured by what it would do to the product X·Xᵀ: X itself converges
+                # slowly along the eigenvectors of eigenvalues near zero (clipped ones
+                # included), where the product has long converged
+                step = 0.5 * _right_solve(grad, X, 0.5 * spectral, 1.0)
+                change = jnp.matmul(step, X.T, precision=precision)
+                return jnp.linalg.norm(change + change.T) <= opts.rtol * S_norm
 
             stationary = lax.cond(stationary, newton_step_small, lambda: jnp.asarray(False))
         converged = (rel <= opts.atol) | stationary
