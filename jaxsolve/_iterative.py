@@ -214,6 +214,7 @@ class _Carry(NamedTuple):
     step: jax.Array
     status: jax.Array
     done: jax.Array
+    rel: jax.Array  # the relative residual before the last step (inf at the start)
 
 
 def _residual_and_gradient(X, S, W, S_norm, probe, precision):
@@ -292,7 +293,12 @@ def run_descent(
         R = jnp.matmul(X, X.T, precision=precision) - S
         return jnp.sqrt(jnp.sum(R * R)) / jnp.where(S_norm > 0, S_norm, 1.0)
 
-    def check(X, probe, opt_state):
+    def product_change(step, X):
+        # ‖step·Xᵀ + X·stepᵀ‖: what a step does to X·Xᵀ
+        change = jnp.matmul(step, X.T, precision=precision)
+        return jnp.linalg.norm(change + change.T)
+
+    def check(X, probe, opt_state, prev_rel):
         """The next update and whether to stop before applying it, with the status if so."""
         rel, R_probe, grad = _residual_and_gradient(X, S, W, S_norm, probe, precision)
         if factored:
@@ -315,25 +321,36 @@ def run_descent(
         x_norm = jnp.linalg.norm(X) + jnp.finfo(S.dtype).eps * jnp.sqrt(S_norm)
         small_step = jnp.linalg.norm(updates) <= opts.rtol * x_norm
         small_grad = jnp.linalg.norm(grad) <= opts.rtol * S_norm * x_norm
-        stationary = small_step & small_grad & (rel > opts.atol)
+        # Or: the residual has stopped moving. Along the eigenvectors of eigenvalues near
+        # zero (clipped negative ones included) X converges slowly while the product X·Xᵀ,
+        # the objective and the residual have long converged; that is confirmed below by
+        # what a Newton-like step would still change in X·Xᵀ.
+        stalled = jnp.abs(prev_rel - rel) <= opts.rtol * rel
         if certify:
 
             def newton_step_small():
-                # measured by what it would do to the product X·Xᵀ: X itself converges
-                # slowly along the eigenvectors of eigenvalues near zero (clipped ones
-                # included), where the product has long converged
+                # precgd's step (it does not shrink with the condition number)
                 step = 0.5 * _right_solve(grad, X, 0.5 * spectral, 1.0)
-                change = jnp.matmul(step, X.T, precision=precision)
-                return jnp.linalg.norm(change + change.T) <= opts.rtol * S_norm
+                return product_change(step, X) <= opts.rtol * S_norm
 
-            stationary = lax.cond(stationary, newton_step_small, lambda: jnp.asarray(False))
+            candidate = ((small_step & small_grad) | stalled) & (rel > opts.atol)
+            stationary = lax.cond(candidate, newton_step_small, lambda: jnp.asarray(False))
+        else:
+            settled = lax.cond(
+                stalled & ~(small_step & small_grad),
+                lambda: product_change(updates, X) <= opts.rtol * S_norm,
+                lambda: jnp.asarray(False),
+            )
+            stationary = ((small_step & small_grad) | settled) & (rel > opts.atol)
         converged = (rel <= opts.atol) | stationary
         diverged = rel > 1e6 * jnp.maximum(res0, coarse)
         status = jnp.where(converged, Status.SUCCESS, Status.DIVERGED).astype(jnp.int32)
-        return status, converged | diverged, stationary, updates, opt_state, probe
+        return status, converged | diverged, stationary, updates, opt_state, probe, rel
 
     def step_fn(c: _Carry) -> _Carry:
-        status, stop, stationary, updates, opt_state, probe = check(c.X, c.probe, c.opt_state)
+        status, stop, stationary, updates, opt_state, probe, rel = check(
+            c.X, c.probe, c.opt_state, c.rel
+        )
         # The check runs once more after the last allowed step, so a run that converges on
         # its final step reports SUCCESS rather than MAX_STEPS.
         halt = stop | (c.step >= opts.max_steps)
@@ -342,7 +359,7 @@ def run_descent(
         finite = jnp.all(jnp.isfinite(X))
         stop_here = halt | ~finite
         status = jnp.where(halt, status, Status.NON_FINITE).astype(jnp.int32)
-        new = _Carry(X, opt_state, probe, c.step + 1, status, stop_here)
+        new = _Carry(X, opt_state, probe, c.step + 1, status, stop_here, rel)
         old = c._replace(status=status, done=stop_here)
         # Stopped because the step is negligible: that last step is already computed, and it
         # is what separates X from the stationary point (for precgd's Newton-like step the
@@ -357,14 +374,16 @@ def run_descent(
         step=jnp.zeros((), jnp.int32),
         status=jnp.asarray(Status.MAX_STEPS, jnp.int32),
         done=jnp.asarray(False),
+        rel=jnp.full((), jnp.inf, S.dtype),
     )
+
     def settle(c: _Carry) -> _Carry:
         # fixed_steps after a successful stop: status and count stay, X keeps taking its
         # (now negligible) steps. Its value barely moves, but the derivative of the
         # unrolled loop keeps converging to that of the solution instead of being frozen
         # wherever the values happened to converge (a spectral start that is already
         # exact would otherwise carry no derivative at all).
-        _, _, _, updates, opt_state, probe = check(c.X, c.probe, c.opt_state)
+        _, _, _, updates, opt_state, probe, _ = check(c.X, c.probe, c.opt_state, c.rel)
         X = optax.apply_updates(c.X, updates)
         moved = c._replace(X=X, opt_state=opt_state, probe=probe)
         finite = jnp.all(jnp.isfinite(X))
