@@ -68,9 +68,7 @@ def compare_one(method, C_np, *, rounds, baseline):
         H.Candidate("numpy", _np_fn(method), (C_np,), jit=False),
     ]
     t = H.time_interleaved(cands, rounds=rounds, baseline=baseline)
-    res = {
-        k: float(np.max(np.asarray(t[k].output.residual))) for k in ("solve", "solve_measured")
-    }
+    res = {k: float(np.max(np.asarray(t[k].output.residual))) for k in ("solve", "solve_measured")}
     status = int(np.max(np.asarray(t["solve"].output.status)))
     return t, res, status
 

@@ -124,4 +124,3 @@ def check_key(key: Any) -> jax.Array:
             f" got an array of dtype {arr.dtype} and shape {arr.shape}"
         )
     return arr
-

@@ -14,8 +14,8 @@ import jax
 import numpy as np
 
 from ._checks import as_square_matrices, check_int
-from ._solution import Status
 from ._closed_form import CLOSED_FORMS
+from ._solution import Status
 from ._solve import METHODS, relative_residual, solve
 
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "auto")
@@ -25,10 +25,11 @@ DEFAULT_METHODS = tuple(m for m in METHODS if m != "auto")
 class MethodResult:
     """One method's outcome on the compared input (batch statistics where C is batched).
 
-    ``residual`` is the largest relative residual over the batch (measured on X), ``status`` the most severe
-    status, ``steps`` the largest step count, ``time_s`` the median wall time of a compiled
-    call and ``compile_s`` the time to compile it. ``error`` is set (and the numbers are
-    NaN) when the method does not apply to this input, e.g. cholesky with ``rank < N``.
+    ``residual`` is the largest relative residual over the batch (measured on X),
+    ``status`` the most severe status, ``steps`` the largest step count, ``time_s`` the
+    median wall time of a compiled call and ``compile_s`` the time to compile it.
+    ``error`` is set (and the numbers are NaN) when the method does not apply to this
+    input, e.g. cholesky with ``rank < N``.
     """
 
     method: str

@@ -410,7 +410,8 @@ def solve(
 
     Returns:
         :class:`Solution` with ``X`` of shape ``(..., N, k)``, ``residual`` =
-        ‖X·Xᵀ − C‖_F/‖C‖_F (see ``measure_residual``), ``status`` (:class:`Status` codes) and ``steps``, each per matrix.
+        ‖X·Xᵀ − C‖_F/‖C‖_F (see ``measure_residual``), ``status`` (:class:`Status` codes)
+        and ``steps``, each per matrix.
 
     Statuses: SUCCESS, NOT_SYMMETRIC, NOT_PSD, CHOLESKY_FAILED, MAX_STEPS, DIVERGED,
     NON_FINITE, NON_FINITE_INPUT (that matrix's X and residual are NaN; the rest of the

@@ -80,9 +80,7 @@ def run_solve(args: argparse.Namespace) -> int:
     if args.method == "cholesky" and options["rank"] not in (None, C.shape[-1]):
         raise CLIError("--rank is not available with --method cholesky")
     # a one-off call: report the residual measured on X, rounding included
-    sol = jaxsolve.solve(
-        C.astype(args.dtype), method=args.method, measure_residual=True, **options
-    )
+    sol = jaxsolve.solve(C.astype(args.dtype), method=args.method, measure_residual=True, **options)
     if args.output:
         save_matrix(args.output, np.asarray(sol.X))
     residual = np.atleast_1d(np.asarray(sol.residual))
