@@ -65,7 +65,7 @@ def largest_magnitude(A: jax.Array, axis: Any = None) -> jax.Array:
 def power_of_two_scale(magnitude: jax.Array) -> jax.Array:
     """h = 2^(−⌊e/2⌋) for magnitude = f·2^e, 1 ≤ f < 2 (1 where it is 0 or not finite).
 
-    Multiplying C by h·h (exact: a power of two) brings its largest entries into [1, 8),
+    Multiplying C by h·h (exact: a power of two) brings its largest entries into [1, 4),
     so that the sums of squares behind norms, residuals and checks can neither overflow nor
     underflow, whatever C's scale; X of the scaled problem divided by h is X of C, bit for
     bit where nothing under- or overflows. Read off the exponent bits (no log, no pow: a
