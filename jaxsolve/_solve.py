@@ -78,7 +78,10 @@ def power_of_two_scale(magnitude: jax.Array) -> jax.Array:
     usable = jnp.isfinite(magnitude) & (magnitude > 0)
     bits = lax.bitcast_convert_type(jnp.where(usable, magnitude, 1.0), int_type)
     exponent = (bits >> mantissa) - bias  # subnormals read as the smallest exponent
-    half = exponent >> 1  # floor(e/2)
+    # floor(e/2), kept 8 short of the exponent range so that h², h²/2 stay normal numbers
+    # (CPU flushes subnormals to zero) for entries near the largest float
+    limit = (info.maxexp - 1) // 2 - 8
+    half = jnp.clip(exponent >> 1, -limit, limit)
     h = lax.bitcast_convert_type((bias - half) << mantissa, magnitude.dtype)
     return lax.stop_gradient(h)
 
@@ -190,7 +193,8 @@ def _prepare(C: jax.Array, checks: Checks | None, iterative: bool = False) -> _P
     n = C.shape[-1]
 
     def symmetrised(finite, h):
-        return jnp.where(finite, symmetric_part(C) * (h * h), jnp.eye(n, dtype=C.dtype))
+        # scaled first: C + Cᵀ itself overflows for entries near the largest float
+        return jnp.where(finite, symmetric_part(C * (h * h)), jnp.eye(n, dtype=C.dtype))
 
     if checks is not None:
         return _Prepared(symmetrised(checks.finite, checks.h), None, checks)
@@ -218,7 +222,10 @@ def _prepare_masked(C: jax.Array, M: jax.Array) -> _Prepared:
     finite = jnp.isfinite(largest)
     h = power_of_two_scale(largest)
     Cs = jnp.where(finite, C * h * h, 0.0)
+    # weights relative to the largest: a uniform weight is the same problem as none, and
+    # the steps (sized from S's spectrum) stay what they are without a mask
     W = M * M
+    W = W / jnp.maximum(jnp.max(W), jnp.finfo(W.dtype).tiny)
     S, W_sym = weighted_symmetric_part(Cs, W)
     skew_sq = jnp.sum(W * (Cs - S) ** 2)
     norm_sq = jnp.sum(W * Cs * Cs)

@@ -231,3 +231,24 @@ def test_default_residual_is_the_measured_one_up_to_rounding():
             np.testing.assert_allclose(
                 float(measured.residual), rel_residual(measured.X, C), rtol=1e-6, atol=1e-15
             )
+
+
+@pytest.mark.parametrize("method", ["auto", "eigh", "precgd"])
+def test_entries_near_the_largest_float(method):
+    # the scale h² (and h²/2) must stay a normal number, and C + Cᵀ must not overflow
+    big = jaxsolve.solve(np.eye(64, dtype=np.float32) * np.float32(1.5e38), method=method)
+    assert int(big.status) == Status.SUCCESS
+    np.testing.assert_allclose(gram(big.X) / 1.5e38, np.eye(64), atol=1e-5)
+    C = np.array([[3e38, 1e38], [1e38, 3e38]], np.float32)
+    sol = jaxsolve.solve(C, method=method)
+    assert int(sol.status) == Status.SUCCESS
+    assert np.all(np.isfinite(np.asarray(sol.X)))
+    np.testing.assert_allclose(gram(sol.X) / 1e38, C / 1e38, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("weight", [0.1, 2.0, 10.0])
+def test_uniform_mask_weight_is_the_same_problem(weight):
+    C = jaxsolve.random_psd(6, cond=10, seed=4)
+    sol = jaxsolve.solve(C, mask=weight * np.ones((6, 6)), method="precgd")
+    assert int(sol.status) == Status.SUCCESS
+    assert float(sol.residual) < 1e-10
