@@ -188,11 +188,15 @@ def identity_start(S: jax.Array, lam_max: jax.Array) -> jax.Array:
     return jnp.sqrt(scale_sq) * jnp.eye(n, dtype=S.dtype)
 
 
+def _gaussian_scale(n: int, lam_max: jax.Array) -> jax.Array:
+    """The entry size of an N-row Gaussian factor whose X·Xᵀ has about the size of λ_max."""
+    return jnp.sqrt(jnp.maximum(lam_max, 0.0) / max(n, 1))
+
+
 def random_init(S: jax.Array, rank: int, key: jax.Array, lam_max: jax.Array) -> jax.Array:
     """Gaussian factor scaled so that X·Xᵀ has about the size of S's top eigenvalue."""
     n = S.shape[-1]
-    scale = jnp.sqrt(jnp.maximum(lam_max, 0.0) / max(n, 1))
-    return scale * jax.random.normal(key, (n, rank), S.dtype)
+    return _gaussian_scale(n, lam_max) * jax.random.normal(key, (n, rank), S.dtype)
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -472,8 +476,7 @@ def iterative_factor(
     # Gaussian direction that is a constant of the program (no random numbers drawn at
     # run time for the many starts that need no nudge).
     direction = np.random.default_rng(0x0DD6E).standard_normal((n, rank)).astype(S.dtype)
-    scale = 1e-3 * jnp.sqrt(jnp.maximum(lam_max, 0.0) / max(n, 1))
-    X0 = jnp.where(jnp.any(X0 != 0), X0, scale * direction)
+    X0 = jnp.where(jnp.any(X0 != 0), X0, 1e-3 * _gaussian_scale(n, lam_max) * direction)
     custom_optimizer = optimizer is not None
     if optimizer is None:
         lr = opts.learning_rate
