@@ -219,6 +219,7 @@ class _Carry(NamedTuple):
     status: jax.Array
     done: jax.Array
     rel: jax.Array  # the relative residual before the last step (inf at the start)
+    start: jax.Array  # the relative residual at the first check (NaN before it)
 
 
 def _residual_and_gradient(X, S, W, S_norm, probe, precision):
@@ -303,11 +304,6 @@ def run_descent(
     tiny = jnp.finfo(S.dtype).tiny
     probe0 = jnp.ones(S.shape[-1], S.dtype) / jnp.sqrt(max(S.shape[-1], 1))
     factored = W is None and X0.shape[-1] < S.shape[-1]
-    if factored:
-        res0 = _residual_and_gradient(X0, S, W, S_norm, probe0, precision)[0]
-    else:
-        res0 = _dense_residual(X0, S, W, S_norm, precision)[1]
-    res0 = jnp.where(jnp.isfinite(res0), res0, jnp.inf)
     coarse = 1e3 * jnp.sqrt(jnp.finfo(S.dtype).eps)  # below this the factored residual is noise
 
     def exact_relative_residual(X):
@@ -319,7 +315,7 @@ def run_descent(
         change = jnp.matmul(step, X.T, precision=precision)
         return jnp.linalg.norm(change + change.T)
 
-    def check(X, probe, opt_state, prev_rel, early_exit=True):
+    def check(X, probe, opt_state, prev_rel, start, early_exit=True):
         """The next update and whether to stop before applying it, with the status if so.
         ``early_exit``: where the residual is formed (N×N) and already at most ``atol``,
         skip the gradient and the update (not for ``settle``, which takes the update)."""
@@ -327,11 +323,11 @@ def run_descent(
             rel, R_probe, grad = _residual_and_gradient(X, S, W, S_norm, probe, precision)
             # Near convergence the factored residual is noise: measure it (N×N, once a step).
             rel = lax.cond(rel < coarse, lambda: exact_relative_residual(X), lambda: rel)
-            return decide(X, rel, R_probe, grad, probe, opt_state, prev_rel)
+            return decide(X, rel, R_probe, grad, probe, opt_state, prev_rel, start)
         WR, rel = _dense_residual(X, S, W, S_norm, precision)
         if not early_exit:
             return decide(
-                X, rel, *_dense_gradient(WR, X, probe, precision), probe, opt_state, prev_rel
+                X, rel, *_dense_gradient(WR, X, probe, precision), probe, opt_state, prev_rel, start
             )
 
         def converged():
@@ -341,11 +337,11 @@ def run_descent(
 
         def full():
             R_probe, grad = _dense_gradient(WR, X, probe, precision)
-            return decide(X, rel, R_probe, grad, probe, opt_state, prev_rel)
+            return decide(X, rel, R_probe, grad, probe, opt_state, prev_rel, start)
 
         return lax.cond(rel <= opts.atol, converged, full)
 
-    def decide(X, rel, R_probe, grad, probe, opt_state, prev_rel):
+    def decide(X, rel, R_probe, grad, probe, opt_state, prev_rel, start):
         # ‖R‖₂ by one power step an iteration, warm-started: R changes slowly, so the probe
         # tracks its top eigenvector at O(N²) a step. PrecGD's damping uses it.
         spectral = jnp.linalg.norm(R_probe)
@@ -385,13 +381,14 @@ def run_descent(
             )
             stationary = ((small_step & small_grad) | settled) & (rel > opts.atol)
         converged = (rel <= opts.atol) | stationary
-        diverged = rel > 1e6 * jnp.maximum(res0, coarse)
+        # (start: the residual at the first check; NaN until then)
+        diverged = rel > 1e6 * jnp.maximum(jnp.where(jnp.isnan(start), rel, start), coarse)
         status = jnp.where(converged, Status.SUCCESS, Status.DIVERGED).astype(jnp.int32)
         return status, converged | diverged, stationary, updates, opt_state, probe, rel
 
     def step_fn(c: _Carry) -> _Carry:
         status, stop, stationary, updates, opt_state, probe, rel = check(
-            c.X, c.probe, c.opt_state, c.rel
+            c.X, c.probe, c.opt_state, c.rel, c.start
         )
         # The check runs once more after the last allowed step, so a run that converges on
         # its final step reports SUCCESS rather than MAX_STEPS.
@@ -401,8 +398,9 @@ def run_descent(
         finite = jnp.all(jnp.isfinite(X))
         stop_here = halt | ~finite
         status = jnp.where(halt, status, Status.NON_FINITE).astype(jnp.int32)
-        new = _Carry(X, opt_state, probe, c.step + 1, status, stop_here, rel)
-        old = c._replace(status=status, done=stop_here)
+        start = jnp.where(jnp.isnan(c.start), jnp.where(jnp.isfinite(rel), rel, jnp.inf), c.start)
+        new = _Carry(X, opt_state, probe, c.step + 1, status, stop_here, rel, start)
+        old = c._replace(status=status, done=stop_here, start=start)
         # Stopped because the step is negligible: that last step is already computed, and it
         # is what separates X from the stationary point (for precgd's Newton-like step the
         # error after it is about its square), so it is taken. Any other stop keeps X.
@@ -417,6 +415,7 @@ def run_descent(
         status=jnp.asarray(Status.MAX_STEPS, jnp.int32),
         done=jnp.asarray(False),
         rel=jnp.full((), jnp.inf, S.dtype),
+        start=jnp.full((), jnp.nan, S.dtype),
     )
 
     def settle(c: _Carry) -> _Carry:
@@ -426,7 +425,7 @@ def run_descent(
         # wherever the values happened to converge (a spectral start that is already
         # exact would otherwise carry no derivative at all).
         _, _, _, updates, opt_state, probe, _ = check(
-            c.X, c.probe, c.opt_state, c.rel, early_exit=False
+            c.X, c.probe, c.opt_state, c.rel, c.start, early_exit=False
         )
         X = optax.apply_updates(c.X, updates)
         moved = c._replace(X=X, opt_state=opt_state, probe=probe)
