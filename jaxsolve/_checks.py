@@ -118,9 +118,14 @@ def check_key(key: Any) -> jax.Array:
                 "(solve derives one key per matrix of a batch from the one given)"
             )
         return arr
+    message = (
+        "key must be a single PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed));"
+        f" got an array of dtype {arr.dtype} and shape {arr.shape}"
+    )
     if arr.dtype != jnp.uint32 or arr.ndim != 1:
-        raise TypeError(
-            "key must be a single PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed));"
-            f" got an array of dtype {arr.dtype} and shape {arr.shape}"
-        )
+        raise TypeError(message)
+    try:  # raw key data of the default implementation's shape (2 words for threefry)
+        jax.eval_shape(lambda k: jax.random.fold_in(k, 0), arr)
+    except (TypeError, ValueError) as err:
+        raise ValueError(message) from err
     return arr

@@ -15,8 +15,9 @@ import numpy as np
 
 from ._checks import as_square_matrices, check_int
 from ._closed_form import CLOSED_FORMS
+from ._iterative import ITERATIVE_METHODS
 from ._solution import Status
-from ._solve import METHODS, relative_residual, solve
+from ._solve import ITERATIVE_OPTIONS, METHODS, relative_residual, solve
 
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "auto")
 
@@ -131,8 +132,11 @@ def compare(
         methods: a method's name or a sequence of them (default: every method except
             ``"auto"``).
         repeats: timed calls per method; the median is reported.
-        **solve_options: passed to every method (e.g. ``rank=``); options a method does not
-            take make that method's row an error row instead of failing the comparison.
+        **solve_options: passed to every method (e.g. ``rank=``), except the options only
+            the iterative methods take (``max_steps``, ``rtol``, ``optimizer``, …; see
+            ``ITERATIVE_OPTIONS``), which go to ``"gd"`` and ``"precgd"`` only. Options a
+            method does not take (``mask=`` for a closed form, ``rank=`` for Cholesky) make
+            that method's row an error row instead of failing the comparison.
 
     Returns:
         a :class:`Comparison`; ``print()`` it for a table, ``.to_dict()`` for JSON.
@@ -142,12 +146,17 @@ def compare(
     if isinstance(methods, str):  # one name, not its letters
         methods = (methods,)
     methods = DEFAULT_METHODS if methods is None else tuple(methods)
+    if not methods:
+        raise ValueError(f"methods must name at least one method from {METHODS}; got none")
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"methods must name methods from {METHODS}; got {m!r}")
     results = []
     for m in methods:
-        fn = functools.partial(solve, method=m, **solve_options)
+        options = solve_options
+        if m not in ITERATIVE_METHODS:
+            options = {k: v for k, v in options.items() if k not in ITERATIVE_OPTIONS}
+        fn = functools.partial(solve, method=m, **options)
         try:
             jax.eval_shape(fn, C)
         except (TypeError, ValueError) as err:

@@ -29,6 +29,19 @@ METHODS = (*CLOSED_FORMS, *ITERATIVE_METHODS)
 PRECISIONS = ("highest", "high", "default")
 _DEFAULT_MAX_STEPS = {"gd": 5000, "precgd": 1000}
 
+ITERATIVE_OPTIONS = (
+    "optimizer",
+    "x0",
+    "key",
+    "rtol",
+    "atol",
+    "max_steps",
+    "learning_rate",
+    "fixed_steps",
+)
+"""The options of :func:`solve` that only the iterative methods take (a ValueError for a
+closed form; :func:`compare` passes them to the iterative methods only)."""
+
 
 def relative_residual(X: jax.Array, C: jax.Array, weights: jax.Array | None = None) -> jax.Array:
     """‖X·Xᵀ − C‖_F / ‖C‖_F over the last two axes (absolute where ‖C‖_F = 0); with
@@ -449,9 +462,15 @@ def solve(
         raise ValueError(f"rank must be None or N={n} for method='cholesky'; got {rank}")
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax GradientTransformation; got {optimizer!r}")
-    for name, value in (("optimizer", optimizer), ("x0", x0), ("key", key)):
-        if value is not None and method not in ITERATIVE_METHODS:
-            raise ValueError(f"{name} applies to methods {ITERATIVE_METHODS}; got {method!r}")
+    if method not in ITERATIVE_METHODS:
+        given = dict(optimizer=optimizer, x0=x0, key=key, rtol=rtol, atol=atol)
+        given.update(max_steps=max_steps, learning_rate=learning_rate)
+        given.update(fixed_steps=fixed_steps or None)
+        for name in ITERATIVE_OPTIONS:
+            if given[name] is not None:
+                raise ValueError(
+                    f"{name} applies to methods {ITERATIVE_METHODS}; got method={method!r}"
+                )
     batch = C.shape[:-2]
     if x0 is not None:
         x0 = as_float_array(x0, "x0").astype(C.dtype)

@@ -61,6 +61,70 @@ def test_precgd_full_rank_any_condition_number(cond):
     assert rel_residual(sol.X, C) <= 1e-10
 
 
+@pytest.mark.parametrize("cond", [1e1, 1e4, 1e8, 1e12])
+def test_precgd_newton_phase_takes_few_steps(cond):
+    """Full rank, PSD: the determinant-scaled Newton phase needs ≤ 12 steps at any κ; the
+    damped step alone (an explicit sgd(0.5) skips the Newton phase) needs more."""
+    C = jaxsolve.random_psd(64, cond=cond, seed=4)
+    sol = isolve(C, "precgd")
+    damped = isolve(C, "precgd", optimizer=SGD_HALF)
+    assert int(sol.status) == int(damped.status) == Status.SUCCESS
+    assert int(sol.steps) <= 12
+    if cond >= 1e4:
+        assert int(sol.steps) < int(damped.steps)
+    assert rel_residual(sol.X, C) <= 1e-13
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_precgd_full_rank_singular_psd(dtype):
+    """Half the eigenvalues exactly 0: the Newton phase converges linearly along them (or
+    hands over to the damped loop) and still ends at the answer."""
+    C = jaxsolve.random_psd(48, rank=24, cond=1e3, seed=6).astype(dtype)
+    sol = isolve(C, "precgd")
+    assert int(sol.status) == Status.SUCCESS
+    assert int(sol.steps) <= 60
+    assert rel_residual(sol.X, C) <= (1e-12 if dtype == np.float64 else 2e-5)
+
+
+def test_precgd_batch_of_mixed_inputs_equals_single_solves():
+    """PSD, singular, indefinite and non-finite matrices in one batch: the Newton phase
+    runs per matrix (where each one's PSD check passes) and no matrix affects another."""
+    n = 12
+    batch = np.stack(
+        [
+            jaxsolve.random_psd(n, cond=1e6, seed=1),
+            jaxsolve.random_psd(n, rank=5, cond=10, seed=2),
+            jaxsolve.random_psd(n, negative=3, cond=10, seed=3),
+            np.where(np.eye(n) > 0, np.nan, 1.0),
+            np.zeros((n, n)),
+        ]
+    )
+    together = isolve(batch, "precgd")
+    for i, C in enumerate(batch):
+        alone = isolve(C, "precgd")
+        assert int(together.status[i]) == int(alone.status), i
+        if i != 1:  # (along exactly singular directions rounding decides the last steps)
+            assert int(together.steps[i]) == int(alone.steps), i
+        if int(alone.status) != Status.NON_FINITE_INPUT:
+            np.testing.assert_allclose(
+                gram(together.X[i]), gram(alone.X), atol=1e-12 * max(1.0, np.abs(C).max())
+            )
+    assert [int(s) for s in together.status] == [
+        Status.SUCCESS,
+        Status.SUCCESS,
+        Status.NOT_PSD,
+        Status.NON_FINITE_INPUT,
+        Status.SUCCESS,
+    ]
+
+
+def test_precgd_newton_phase_counts_towards_max_steps():
+    C = jaxsolve.random_psd(32, cond=1e8, seed=2)
+    for cap in (0, 1, 2, 3):
+        sol = isolve(C, "precgd", max_steps=cap)
+        assert int(sol.status) == Status.MAX_STEPS and int(sol.steps) == cap, cap
+
+
 def test_precgd_low_rank_n200():
     Y = np.random.default_rng(7).standard_normal((200, 8)) * np.geomspace(1, 1e-3, 8)
     C = Y @ Y.T  # exactly rank 8, κ of the nonzero part ~1e6

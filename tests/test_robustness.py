@@ -201,8 +201,35 @@ def test_key_must_be_one_prng_key():
             jaxsolve.solve(C, method="precgd", key=key)
     with pytest.raises(ValueError, match="key"):
         jaxsolve.solve(C, method="precgd", key=jax.random.split(jax.random.key(0), 3))
+    with pytest.raises(ValueError, match=r"key.*\(4,\)"):  # raw data of the wrong size
+        jaxsolve.solve(C, method="precgd", key=np.zeros(4, np.uint32))
     for key in (jax.random.key(1), jax.random.PRNGKey(1)):
         assert int(jaxsolve.solve(C, method="precgd", key=key).status) == Status.SUCCESS
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        dict(max_steps=10),
+        dict(rtol=1e-8),
+        dict(atol=1e-8),
+        dict(learning_rate=0.1),
+        dict(fixed_steps=True),
+    ],
+)
+@pytest.mark.parametrize("method", CLOSED_FORMS)
+def test_closed_forms_refuse_iterative_options(method, option):
+    with pytest.raises(ValueError, match=f"{next(iter(option))}.*{method}"):
+        jaxsolve.solve(C3, method=method, **option)
+
+
+def test_compare_passes_iterative_options_to_iterative_methods_only():
+    comparison = jaxsolve.compare(C3, max_steps=3, rtol=1e-6, repeats=1)
+    rows = {r.method: r for r in comparison.results}
+    assert all(r.error is None for r in rows.values()), [r.error for r in rows.values()]
+    assert rows["gd"].steps <= 3 and rows["precgd"].steps <= 3
+    with pytest.raises(ValueError, match="at least one"):
+        jaxsolve.compare(C3, methods=())
 
 
 def test_negative_max_steps_is_refused():
