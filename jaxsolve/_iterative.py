@@ -22,6 +22,7 @@ from jax import lax
 from ._checks import default_tol
 from ._closed_form import cholesky_succeeded, safe_sqrt
 from ._sequence import after
+from ._small_linalg import cho_solve_lower, cholesky_lower, spd_solve, use_small
 from ._solution import Status
 
 ITERATIVE_METHODS = ("gd", "precgd")
@@ -95,11 +96,6 @@ def _right_solve(g: jax.Array, x: jax.Array, delta, orthogonal_scale) -> jax.Arr
     # (its Cholesky waits for the first solve's: see _sequence)
     inside = x @ spd_solve(after(gram + floor[..., None, None] * eye, step), xt @ step)
     return inside + orthogonal_scale * (step - inside)
-
-
-def spd_solve(G: jax.Array, B: jax.Array) -> jax.Array:
-    """``G⁻¹·B`` for symmetric positive definite G (k, k) and B (k, m), by Cholesky."""
-    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(G, lower=True), B)
 
 
 # --- spectral estimates: step size, PSD check, initial guess -------------------------------
@@ -403,8 +399,9 @@ def run_descent(
         old = c._replace(status=status, done=stop_here, start=start)
         # Stopped because the step is negligible: that last step is already computed, and it
         # is what separates X from the stationary point (for precgd's Newton-like step the
-        # error after it is about its square), so it is taken. Any other stop keeps X.
-        keep_new = ~stop_here | (stationary & finite)
+        # error after it is about its square), so it is taken — unless the cap is reached
+        # (steps never exceed max_steps). Any other stop keeps X.
+        keep_new = ~stop_here | (stationary & finite & (c.step < opts.max_steps))
         return jax.tree.map(lambda a, b: jnp.where(keep_new, a, b), new, old)
 
     init = _Carry(
@@ -479,13 +476,25 @@ NEWTON_MAX_STEPS = 30
 determinant scaling needs under 10 up to κ = 1e16, and a singular S converges linearly."""
 
 
-def _times_inverse_transpose(B, lu, perm):
-    """B·X⁻ᵀ from the LU factorisation P·X = L·U (``lax.linalg.lu``): X⁻ᵀ = Pᵀ·L⁻ᵀ·U⁻ᵀ, as
-    two right-side triangular solves on the permuted columns of B, with no transposes."""
+def _log_det_and_times_inverse_transpose(X, S):
+    """(log|det X|, S·X⁻ᵀ) for one square X and symmetric S.
+
+    From the LU factorisation P·X = L·U: X⁻ᵀ = Pᵀ·L⁻ᵀ·U⁻ᵀ, two right-side triangular solves
+    on the permuted columns of S, no transposes. For n ≤ SMALL_N, batched by ``vmap``, the
+    per-matrix LU and triangular solves cost more than the arithmetic; there it is
+    S·X⁻ᵀ = (XᵀX)⁻¹·Xᵀ·S transposed, by the Cholesky of the Gram, which batches as unrolled
+    code (:func:`cholesky_lower`), log|det X| = Σ log of its diagonal. (The Gram squares the
+    condition number: where its Cholesky fails the step is non-finite and the damped loop
+    takes over.)"""
+    if use_small(X.shape[-1]):
+        L = cholesky_lower(X.T @ X)
+        return jnp.sum(jnp.log(jnp.diagonal(L))), cho_solve_lower(L, X.T @ S).T
+    lu, _, perm = lax.linalg.lu(X)
     Z = lax.linalg.triangular_solve(
-        lu, B[..., perm], left_side=False, lower=True, transpose_a=True, unit_diagonal=True
+        lu, S[..., perm], left_side=False, lower=True, transpose_a=True, unit_diagonal=True
     )
-    return lax.linalg.triangular_solve(lu, Z, left_side=False, lower=False, transpose_a=True)
+    Y = lax.linalg.triangular_solve(lu, Z, left_side=False, lower=False, transpose_a=True)
+    return jnp.sum(jnp.log(jnp.abs(jnp.diagonal(lu)))), Y
 
 
 def newton_phase(
@@ -519,14 +528,12 @@ def newton_phase(
 
     def body(c):
         X, k, change, _ = c
-        lu, _, perm = lax.linalg.lu(X)
-        log_det_X = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(lu))))
+        log_det_X, Y = _log_det_and_times_inverse_transpose(X, S)
         # Scaling is a step-length choice far from the answer; near it (μ → 1 anyway for a
         # non-singular S) it is switched off so that the convergence stays quadratic.
         scaled = (change > 1e-2) & (k < _NEWTON_SCALED_STEPS)
         mu = jnp.where(scaled, jnp.exp((half_logdet_S - log_det_X) / max(n, 1)), 1.0)
         mu = lax.stop_gradient(mu)
-        Y = _times_inverse_transpose(S, lu, perm)
         X_new = 0.5 * (mu * X + Y / mu)
         # (a non-finite entry makes the change non-finite: no separate pass over X_new)
         new_change = jnp.linalg.norm(X_new - X) / jnp.linalg.norm(X_new)

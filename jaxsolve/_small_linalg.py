@@ -264,3 +264,49 @@ def _cholesky_lower_vmap(axis_size, in_batched, S):
     if use_small(S.shape[-1]):
         return small_cholesky(S), in_batched[0]
     return jax.lax.linalg.cholesky(S, symmetrize_input=False), in_batched[0]
+
+
+@jax.custom_jvp
+def cho_solve_lower(L: jax.Array, B: jax.Array) -> jax.Array:
+    """``G⁻¹·B`` for ONE SPD matrix G = L·Lᵀ given its lower Cholesky factor ``L`` (n, n) and
+    ``B`` (n, m), like ``jax.scipy.linalg.cho_solve((L, True), B)``.
+
+    The companion of :func:`cholesky_lower` for per-matrix code that gets ``vmap``-ped: the
+    batching rule hands a batch of n ≤ SMALL_N systems to :func:`small_cho_solve`
+    (batch-last, unrolled) instead of one triangular solve per matrix. Differentiable in
+    both arguments (dX = G⁻¹·(dB − dG·X), dG = dL·Lᵀ + L·dLᵀ)."""
+    return _cho_solve_batchable(L, B)
+
+
+@cho_solve_lower.defjvp
+def _cho_solve_lower_jvp(primals, tangents):
+    (L, B), (dL, dB) = primals, tangents
+    X = cho_solve_lower(L, B)
+    dG = dL @ L.mT + L @ dL.mT
+    return X, jax.scipy.linalg.cho_solve((L, True), dB - dG @ X)
+
+
+@jax.custom_batching.custom_vmap
+def _cho_solve_batchable(L: jax.Array, B: jax.Array) -> jax.Array:
+    return jax.scipy.linalg.cho_solve((L, True), B)
+
+
+@_cho_solve_batchable.def_vmap
+def _cho_solve_vmap(axis_size, in_batched, L, B):
+    L, B = (
+        x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+        for x, batched in zip((L, B), in_batched, strict=True)
+    )
+    if use_small(L.shape[-1]):
+        return small_cho_solve(L, B), True
+    return jax.scipy.linalg.cho_solve((L, True), B), True
+
+
+def spd_solve(G: jax.Array, B: jax.Array) -> jax.Array:
+    """``G⁻¹·B`` for ONE symmetric positive definite G (lower triangle read) by Cholesky;
+    NaN where G is not PD. Batches of tiny matrices take the unrolled path under ``vmap``
+    (see :func:`cholesky_lower`, :func:`cho_solve_lower`). A stack of matrices passed
+    directly (G of shape (..., k, k)) goes to ``jax.scipy.linalg.cho_solve``."""
+    if G.ndim > 2:
+        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(G, lower=True), B)
+    return cho_solve_lower(cholesky_lower(G), B)

@@ -312,6 +312,17 @@ def test_max_steps(method):
     assert "MAX_STEPS" in sol.messages()[0]
 
 
+@pytest.mark.parametrize("method", ["gd", "precgd"])
+def test_steps_never_exceed_max_steps(method):
+    """A stop for stationarity applies its last (negligible) step, except at the cap."""
+    C = jaxsolve.random_psd(8, negative=2, cond=10, seed=1)  # ends on stationarity, not atol
+    full = isolve(C, method)
+    assert int(full.status) == Status.NOT_PSD
+    for cap in range(int(full.steps) - 3, int(full.steps) + 2):
+        sol = isolve(C, method, max_steps=cap)
+        assert int(sol.steps) <= cap, (cap, int(sol.steps))
+
+
 @pytest.mark.parametrize("learning_rate", [10.0, 1e3, 1e8])
 def test_huge_learning_rate_is_reported(learning_rate):
     sol = isolve(C_PD, "gd", learning_rate=learning_rate)

@@ -9,10 +9,12 @@ from jax.test_util import check_grads
 import jaxsolve
 from jaxsolve._small_linalg import (
     SMALL_N,
+    cho_solve_lower,
     cholesky_lower,
     small_cho_solve,
     small_cholesky,
     small_spd_solve,
+    spd_solve,
     use_small,
 )
 
@@ -213,3 +215,39 @@ def test_cholesky_lower_single_vmapped_and_gradients():
     np.testing.assert_allclose(np.asarray(sym(single)), np.asarray(sym(reference)), atol=1e-10)
     batched = jax.grad(lambda B: loss(jax.vmap(cholesky_lower), B))(A)
     np.testing.assert_allclose(np.asarray(sym(batched[0])), np.asarray(sym(reference)), atol=1e-10)
+
+
+@pytest.mark.parametrize("n", [3, 8, 12])  # 12: above SMALL_N, the LAPACK path under vmap
+def test_spd_solve_single_vmapped_broadcast_and_gradients(n):
+    rng = np.random.default_rng(n)
+    G = jnp.asarray(jaxsolve.random_psd(n, cond=100.0, seed=n, batch=(5,)))
+    B = jnp.asarray(rng.standard_normal((5, n, 2)))
+    expected = np.linalg.solve(np.asarray(G), np.asarray(B))
+    np.testing.assert_allclose(np.asarray(spd_solve(G[0], B[0])), expected[0], rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(jax.jit(jax.vmap(spd_solve))(G, B)), expected, rtol=1e-10)
+    # one side batched, the other shared
+    np.testing.assert_allclose(
+        np.asarray(jax.vmap(spd_solve, in_axes=(0, None))(G, B[0])),
+        np.linalg.solve(np.asarray(G), np.asarray(B[0])),
+        rtol=1e-10,
+    )
+    np.testing.assert_allclose(
+        np.asarray(jax.vmap(spd_solve, in_axes=(None, 0))(G[0], B)),
+        np.linalg.solve(np.asarray(G[0]), np.asarray(B)),
+        rtol=1e-10,
+    )
+
+    # derivatives in both arguments, single and under vmap (symmetric directions for G)
+    def loss(G, B):
+        return jnp.sum(jnp.sin(jax.vmap(spd_solve)(G, B)))
+
+    def reference(G, B):
+        return jnp.sum(jnp.sin(jnp.linalg.solve(G, B)))
+
+    for argnum in (0, 1):
+        got = jax.grad(loss, argnums=argnum)(G, B)
+        want = jax.grad(reference, argnums=argnum)(G, B)
+        if argnum == 0:
+            got, want = got + got.mT, want + want.mT
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-8, atol=1e-10)
+    check_grads(lambda B: cho_solve_lower(cholesky_lower(G[0]), B), (B[0],), order=2)
