@@ -22,7 +22,7 @@ from jax import lax
 from ._checks import default_tol
 from ._closed_form import cholesky_succeeded, safe_sqrt
 from ._sequence import after
-from ._small_linalg import cho_solve_lower, cholesky_lower, spd_solve, use_small
+from ._small_linalg import spd_solve
 from ._solution import Status
 
 ITERATIVE_METHODS = ("gd", "precgd")
@@ -276,8 +276,10 @@ def run_descent(
     fixed_steps: bool,
     precision: Any,
     certify: bool = True,
+    converged: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Minimise ¼‖M∘(X·Xᵀ − S)‖² from X0 with ``tx``; returns (X, status, steps).
+    ``converged``: X0 is already an answer (SUCCESS, no step and no check).
 
     Stops (SUCCESS) when the relative residual is at most ``atol``, or both the step and
     the gradient are negligible (step <= ``rtol·‖X‖`` and ‖∇f‖ <= ``rtol·‖S‖·‖X‖``: a
@@ -296,6 +298,7 @@ def run_descent(
     its negligible steps (see ``settle``), after any other stop it is frozen.
     """
     tx = optax.with_extra_args_support(tx)
+    converged = jnp.asarray(False) if converged is None else converged
     S_norm = _masked_norm(S, W)
     tiny = jnp.finfo(S.dtype).tiny
     probe0 = jnp.ones(S.shape[-1], S.dtype) / jnp.sqrt(max(S.shape[-1], 1))
@@ -409,8 +412,8 @@ def run_descent(
         opt_state=tx.init(X0),
         probe=probe0,
         step=jnp.zeros((), jnp.int32),
-        status=jnp.asarray(Status.MAX_STEPS, jnp.int32),
-        done=jnp.asarray(False),
+        status=jnp.where(converged, Status.SUCCESS, Status.MAX_STEPS).astype(jnp.int32),
+        done=jnp.asarray(converged),
         rel=jnp.full((), jnp.inf, S.dtype),
         start=jnp.full((), jnp.nan, S.dtype),
     )
@@ -469,7 +472,11 @@ steps for κ = 10…1e12 and 6–30 on half-rank S in float64, ≤ 9 in float32;
 large step scaled, 20–50 on half-rank S)."""
 
 _NEWTON_STALL = 0.7
-"""The Newton phase hands over once a step changes X by more than this times the last one."""
+_NEWTON_NEAR = 0.1
+"""The Newton phase hands over once a step that changes X by less than ``_NEWTON_NEAR``
+(relative) changes it by more than ``_NEWTON_STALL`` times the step before (measured: the
+halving phase far from the answer moves X by 0.5–1 a step with ratios up to 0.96; a float32
+S with eigenvalues just below zero, within the PSD tolerance, plateaus at ~1e-2)."""
 
 NEWTON_MAX_STEPS = 30
 """At most this many steps of full-rank precgd's Newton phase (see :func:`newton_phase`);
@@ -480,15 +487,10 @@ def _log_det_and_times_inverse_transpose(X, S):
     """(log|det X|, S·X⁻ᵀ) for one square X and symmetric S.
 
     From the LU factorisation P·X = L·U: X⁻ᵀ = Pᵀ·L⁻ᵀ·U⁻ᵀ, two right-side triangular solves
-    on the permuted columns of S, no transposes. For n ≤ SMALL_N, batched by ``vmap``, the
-    per-matrix LU and triangular solves cost more than the arithmetic; there it is
-    S·X⁻ᵀ = (XᵀX)⁻¹·Xᵀ·S transposed, by the Cholesky of the Gram, which batches as unrolled
-    code (:func:`cholesky_lower`), log|det X| = Σ log of its diagonal. (The Gram squares the
-    condition number: where its Cholesky fails the step is non-finite and the damped loop
-    takes over.)"""
-    if use_small(X.shape[-1]):
-        L = cholesky_lower(X.T @ X)
-        return jnp.sum(jnp.log(jnp.diagonal(L))), cho_solve_lower(L, X.T @ S).T
+    on the permuted columns of S, no transposes. (Not through the Gram XᵀX, even for a
+    batch of tiny matrices: it squares the condition number, and along the singular
+    directions of a singular S, where X shrinks, the Newton phase then stalls early —
+    measured 24–33 steps instead of 8–9 for half-rank 8×8 — and it was slower too.)"""
     lu, _, perm = lax.linalg.lu(X)
     Z = lax.linalg.triangular_solve(
         lu, S[..., perm], left_side=False, lower=True, transpose_a=True, unit_diagonal=True
@@ -499,9 +501,9 @@ def _log_det_and_times_inverse_transpose(X, S):
 
 def newton_phase(
     S: jax.Array, X0: jax.Array, L: jax.Array, max_steps: jax.Array, tol: jax.Array
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Full-rank precgd's first phase on a PSD S: ScaledGD's undamped step at η = ½, with
-    determinant scaling. Returns (X, steps taken).
+    determinant scaling. Returns (X, steps taken, converged).
 
     For a square invertible X the step X − ½·(X·Xᵀ − S)·X·(XᵀX)⁻¹ is ½·(X + S·X⁻ᵀ): one LU
     of X and one solve, no Gram, Cholesky or residual (about 3 N×N products' worth; a damped
@@ -518,16 +520,17 @@ def newton_phase(
     singular direction the step halves X, linear convergence), at most ``max_steps``
     steps, and stops after a step that changed X by at most ``tol`` (relative; the error
     after it is about that squared), once the change stops shrinking (the rounding floor,
-    see ``_NEWTON_STALL``), or before a step that would turn X non-finite. The damped loop
-    then starts from the result: its first check finds a converged X and stops, or it
-    finishes the job (singular or sub-resolution directions).
+    see ``_NEWTON_STALL``), or before a step that would turn X non-finite. ``converged``
+    (the first of these) lets the caller skip the damped loop once the residual confirms
+    it; otherwise the damped loop starts from the result and finishes the job
+    (sub-resolution or chaotic directions, or the step cap).
     """
     n = S.shape[-1]
     half_logdet_S = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(L))))
     active = jnp.all(jnp.isfinite(L))
 
     def body(c):
-        X, k, change, _ = c
+        X, k, change, _, _ = c
         log_det_X, Y = _log_det_and_times_inverse_transpose(X, S)
         # Scaling is a step-length choice far from the answer; near it (μ → 1 anyway for a
         # non-singular S) it is switched off so that the convergence stays quadratic.
@@ -538,21 +541,30 @@ def newton_phase(
         # (a non-finite entry makes the change non-finite: no separate pass over X_new)
         new_change = jnp.linalg.norm(X_new - X) / jnp.linalg.norm(X_new)
         ok = jnp.isfinite(new_change)
+        converged = ok & (new_change <= tol)
         # Unscaled, the change shrinks quadratically, or halves along singular directions;
-        # once it stops shrinking X is at the rounding floor of S·X⁻ᵀ (eigenvalues of S
-        # below the dtype's resolution): the damped loop takes over from there.
-        stalled = (change <= 1e-2) & (new_change > _NEWTON_STALL * change)
-        done = ~ok | (new_change <= tol) | stalled | (k + 1 >= max_steps)
-        return jnp.where(ok, X_new, X), k + ok.astype(k.dtype), new_change, done
+        # once it stops shrinking X is at the rounding floor of S·X⁻ᵀ, or S has eigenvalues
+        # below the dtype's resolution (or slightly negative, within the PSD check's
+        # tolerance, where Newton's iteration is chaotic): the damped loop takes over.
+        # (Far from the answer the unscaled step moves X by ~½–1 of itself and shrinks
+        # slowly while it halves the large directions: that is progress, not a stall.)
+        stalled = (
+            (k >= _NEWTON_SCALED_STEPS)
+            & (new_change > _NEWTON_STALL * change)
+            & (new_change < _NEWTON_NEAR)
+        )
+        done = ~ok | converged | stalled | (k + 1 >= max_steps)
+        return jnp.where(ok, X_new, X), k + ok.astype(k.dtype), new_change, converged, done
 
     init = (
         X0,
         jnp.zeros((), jnp.int32),
         jnp.full((), jnp.inf, S.dtype),
+        jnp.asarray(False),
         ~active | (max_steps <= 0),
     )
-    X, steps, _, _ = lax.while_loop(lambda c: ~c[3], body, init)
-    return X, steps
+    X, steps, _, converged, _ = lax.while_loop(lambda c: ~c[-1], body, init)
+    return X, steps, converged
 
 
 def default_optimizer(
@@ -629,13 +641,19 @@ def iterative_factor(
     X0 = after(X0, lam_min, lam_max)
     own_step = method == "precgd" and not custom_optimizer
     newton_steps = jnp.zeros((), jnp.int32)
-    not_psd = None
+    not_psd = converged = None
     if own_step and W is None and rank == n and not fixed_steps:
         L = _psd_cholesky(after(S, X0), lam_max)
         not_psd = ~cholesky_succeeded(L)
-        cap = jnp.minimum(opts.max_steps, NEWTON_MAX_STEPS)
-        X0, newton_steps = newton_phase(S, after(X0, L), L, cap, jnp.sqrt(opts.rtol))
+        # (the Newton step is the undamped step at the default learning rate ½ only)
+        cap = jnp.where(opts.learning_rate == 0.5, jnp.minimum(opts.max_steps, NEWTON_MAX_STEPS), 0)
+        X0, newton_steps, converged = newton_phase(S, after(X0, L), L, cap, jnp.sqrt(opts.rtol))
         opts = opts._replace(max_steps=opts.max_steps - newton_steps)
+        # Final only once the residual confirms it (sub-resolution eigenvalues in float32
+        # can end the phase above atol): one product, not a whole check of the damped loop
+        # (which a batch, where lax.cond computes both branches, would pay in full).
+        rel = _dense_residual(X0, S, None, _masked_norm(S, None), precision)[1]
+        converged = converged & (rel <= opts.atol)
     X, status, steps = run_descent(
         S,
         W,
@@ -645,6 +663,7 @@ def iterative_factor(
         fixed_steps=fixed_steps,
         precision=precision,
         certify=not own_step,
+        converged=converged,
     )
     if W is None:
         if not_psd is None:

@@ -393,11 +393,13 @@ def solve(
             - ``"precgd"``: the step g·(XᵀX + δI)⁻¹ (ScaledGD with PrecGD damping,
               :func:`jaxsolve.scaled_gradient`), step 0.5 (with rank < N and no mask, a full
               step outside the column space of X), spectral start; its step count does not
-              grow with the condition number. Full rank without a mask or ``optimizer``,
-              on PSD input: first the undamped step at ½ computed as ½·(X + C·X⁻ᵀ) (one
-              LU; Newton's polar iteration, determinant-scaled first steps), 5–10 steps
-              for κ = 10…1e12, then the damped loop if anything is left (not with
-              ``fixed_steps``, which runs the damped loop only).
+              grow with the condition number. Full rank on PSD input, without a mask or
+              ``optimizer`` and at the default learning rate ½: first the undamped step
+              computed as ½·(X + C·X⁻ᵀ) (one LU; Newton's polar iteration with
+              determinant-scaled first steps, 5–10 steps for κ = 10…1e12), then the damped
+              loop if anything is left. Not with ``fixed_steps`` (the damped loop only).
+              Its scaled first steps overshoot before they converge: capped at 1–3 steps
+              (``max_steps``), X·Xᵀ can be farther from C than the start was.
             - ``"auto"``: Cholesky where it succeeds, else eigh; precgd when a mask is given.
         rank: static. Number of columns k of X (default N). ``eigh`` keeps the top-k
             eigenpairs, the Frobenius-optimal rank-k factor; ``cholesky`` needs k = N. The

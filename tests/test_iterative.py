@@ -12,6 +12,7 @@ from helpers import (
     ITERATIVE_DEFAULTS,
     best_rank_k_residual,
     directional_fd,
+    eps,
     gram,
     isolve,
     jsolve,
@@ -116,6 +117,27 @@ def test_precgd_batch_of_mixed_inputs_equals_single_solves():
         Status.NON_FINITE_INPUT,
         Status.SUCCESS,
     ]
+
+
+def test_precgd_newton_phase_hands_over_on_slightly_negative_float32():
+    """float32, PSD within the check's tolerance but half the eigenvalues just below zero:
+    Newton's iteration is chaotic along them; the phase must notice and hand over."""
+    n = 50
+    tol = 10 * n * eps(np.float32)
+    Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((n, n)))
+    lam = np.geomspace(1, 1e-3, n)
+    lam[n // 2 :] = -0.5 * tol
+    C = ((Q * lam) @ Q.T).astype(np.float32)
+    sol = isolve(C, "precgd")
+    assert int(sol.status) == Status.SUCCESS and int(sol.steps) <= 20
+    assert rel_error(gram(sol.X), nearest_psd_ref(C)) < 1e-6
+
+
+def test_precgd_learning_rate_other_than_half_skips_the_newton_phase():
+    C = jaxsolve.random_psd(16, cond=1e4, seed=8)
+    given = isolve(C, "precgd", learning_rate=0.25)
+    chained = isolve(C, "precgd", optimizer=optax.sgd(0.25))
+    assert int(given.steps) == int(chained.steps) > int(isolve(C, "precgd").steps)
 
 
 def test_precgd_newton_phase_counts_towards_max_steps():
