@@ -224,8 +224,8 @@ def section_convergence(quick):
         {
             "title": "A. precgd convergence (atol = half the target tolerance, max_steps 200)",
             "caption": "Steps are iterations after the start (spectral start for rank < N; "
-            "√λ_max·I for full rank). An exactly rank-8 C is recovered by the randomized "
-            "spectral start itself (0 steps).",
+            "α·I for full rank, then the Newton phase). An exactly rank-8 C is recovered by "
+            "the randomized spectral start itself (0 steps).",
             "columns": [
                 "problem",
                 "N",
@@ -346,16 +346,27 @@ def _parts_full(C):
     pieces = [
         ("jnp.linalg.eigh (reference)", "", jnp.linalg.eigh, (C,)),
         ("spectral_norm_estimate (24 power steps)", "once", it.spectral_norm_estimate, (C,)),
-        ("_is_not_psd: Cholesky of C + tol·I", "once", jnp.linalg.cholesky, (C,)),
         (
-            "residual + gradient: R = X·Xᵀ − C, R·X (2 N³ matmuls)",
-            "per step",
+            "PSD check: Cholesky of C + tol·I (also the Newton scaling)",
+            "once",
+            jnp.linalg.cholesky,
+            (C,),
+        ),
+        (
+            "Newton step: LU of X, C·X⁻ᵀ by 2 triangular solves",
+            "per Newton step",
+            it._log_det_and_times_inverse_transpose,
+            (X, C),
+        ),
+        (
+            "damped step, residual + gradient: R = X·Xᵀ − C, R·X (2 N³ matmuls)",
+            "per damped step",
             _step_core,
             (X, C),
         ),
         (
-            "preconditioner g·(XᵀX + δI)⁻¹: Gram matmul, N×N Cholesky, 2 triangular solves",
-            "per step",
+            "damped step, preconditioner g·(XᵀX + δI)⁻¹: Gram, N×N Cholesky, 2 triangular solves",
+            "per damped step",
             lambda g, x: it._right_solve(g, x, jnp.asarray(0.0, x.dtype), 1.0),
             (X, X),
         ),
@@ -549,14 +560,19 @@ def section_batched(quick):
     vm = jax.vmap
     pieces = [
         ("spectral_norm_estimate (24 power steps)", vm(it.spectral_norm_estimate), (C,)),
-        ("_is_not_psd's Cholesky of C + tol·I", vm(jnp.linalg.cholesky), (C,)),
+        ("PSD check: Cholesky of C + tol·I", vm(jnp.linalg.cholesky), (C,)),
         (
-            "one step: residual + gradient",
+            "one Newton step: LU of X, C·X⁻ᵀ by 2 triangular solves",
+            vm(it._log_det_and_times_inverse_transpose),
+            (X, C),
+        ),
+        (
+            "one damped step: residual + gradient",
             vm(_step_core),
             (X, C),
         ),
         (
-            "one step: preconditioner g·(XᵀX+δI)⁻¹ (8×8 cho_factor + cho_solve)",
+            "one damped step: preconditioner g·(XᵀX+δI)⁻¹ (8×8: unrolled Cholesky and solves)",
             vm(lambda g, x: it._right_solve(g, x, jnp.asarray(0.0), 1.0)),
             (X, X),
         ),
@@ -889,8 +905,10 @@ def run(quick: bool) -> dict:
 
 
 NOTES = [
-    "Steps = iterations of the descent loop after the start; a full-rank precgd starts from "
-    "√λ_max·I (λ_max from 24 power steps), a low-rank one from a randomized sketch "
+    "Steps = iterations after the start; a full-rank precgd starts from α·I (α² = tr(C)/N) "
+    "and, on PSD input, takes Newton steps ½·(X + C·X⁻ᵀ) (ScaledGD's undamped step at ½, "
+    "by one LU; the first two determinant-scaled) until they converge or stall, then the "
+    "damped loop if needed; a low-rank one starts from a randomized sketch "
     "(k + 10 columns, 2 power steps, whose Ritz values also give λ_min and λ_max), which "
     "recovers an exactly rank-8 matrix by itself.",
     "precgd's per-step cost at rank k < N without a mask: one pass over C (C·[X, p], the "

@@ -366,8 +366,10 @@ def run_descent(
         if certify:
 
             def newton_step_small():
-                # precgd's step (it does not shrink with the condition number)
-                step = 0.5 * _right_solve(grad, X, 0.5 * spectral, 1.0)
+                # precgd's step (it does not shrink with the condition number); after the
+                # update, whose optimizer may solve with LAPACK too (see _sequence: two
+                # concurrent batched calls hang a 2-core machine)
+                step = 0.5 * _right_solve(grad, after(X, updates), 0.5 * spectral, 1.0)
                 return product_change(step, X) <= opts.rtol * S_norm
 
             candidate = ((small_step & small_grad) | stalled) & (rel > opts.atol)

@@ -433,6 +433,13 @@ auto = jax.jit(lambda c: jaxsolve.solve(c, method="auto"))
 pre = jax.jit(lambda c: jaxsolve.solve(c, method="precgd"))
 for _ in range(10):
     jax.block_until_ready((auto(C), pre(C[:200])))
+# a custom optimizer after precgd's preconditioner, with gd's certifying step beside it
+# (hung on 3,000 matrices before the two solves were chained)
+import optax
+C3 = jnp.asarray(jaxsolve.random_psd(16, cond=100.0, seed=7, batch=(3000,)))
+opt = jax.jit(lambda c: jaxsolve.solve(c, method="precgd", optimizer=optax.sgd(0.5), max_steps=1))
+for _ in range(3):
+    jax.block_until_ready(opt(C3))
 print("done")
 """
 
@@ -440,7 +447,8 @@ print("done")
 def test_batched_lapack_calls_do_not_deadlock():
     """jaxlib < 0.11 on a two-core machine hangs when two batched LAPACK calls run at once
     (jaxsolve/_sequence.py); auto (Cholesky + eigh under vmap) and precgd (per-step and
-    final Cholesky) must keep theirs in sequence. Runs in a fresh process with a timeout."""
+    final Cholesky; with a custom optimizer, its solve and the certifying step's) must keep
+    theirs in sequence. Runs in a fresh process with a timeout."""
     import subprocess
     import sys
 
