@@ -388,9 +388,10 @@ def run_descent(
         return status, converged | diverged, stationary, updates, opt_state, probe, rel
 
     def step_fn(c: _Carry) -> _Carry:
-        status, stop, stationary, updates, opt_state, probe, rel = check(
-            c.X, c.probe, c.opt_state, c.rel, c.start
-        )
+        return advance(c, check(c.X, c.probe, c.opt_state, c.rel, c.start))
+
+    def advance(c: _Carry, checked) -> _Carry:
+        status, stop, stationary, updates, opt_state, probe, rel = checked
         # The check runs once more after the last allowed step, so a run that converges on
         # its final step reports SUCCESS rather than MAX_STEPS.
         halt = stop | (c.step >= opts.max_steps)
@@ -420,23 +421,31 @@ def run_descent(
         start=jnp.full((), jnp.nan, S.dtype),
     )
 
-    def settle(c: _Carry) -> _Carry:
+    def settle(c: _Carry, checked) -> _Carry:
         # fixed_steps after a successful stop: status and count stay, X keeps taking its
         # (now negligible) steps. Its value barely moves, but the derivative of the
         # unrolled loop keeps converging to that of the solution instead of being frozen
         # wherever the values happened to converge (a spectral start that is already
         # exact would otherwise carry no derivative at all).
-        _, _, _, updates, opt_state, probe, _ = check(
-            c.X, c.probe, c.opt_state, c.rel, c.start, early_exit=False
-        )
+        _, _, _, updates, opt_state, probe, _ = checked
         X = optax.apply_updates(c.X, updates)
         moved = c._replace(X=X, opt_state=opt_state, probe=probe)
         finite = jnp.all(jnp.isfinite(X))
         return jax.tree.map(lambda a, b: jnp.where(finite, a, b), moved, c)
 
     def fixed_body(_, c: _Carry) -> _Carry:
-        branch = jnp.where(c.done, jnp.where(c.status == Status.SUCCESS, 1, 2), 0)
-        return lax.switch(branch, [step_fn, settle, lambda c: c], c)
+        # One check serves both the running and the settling iteration: under vmap a
+        # switch between them would compute two, and their two batched Cholesky factors
+        # at once hang jaxlib < 0.11 on two cores (see _sequence). A run stopped without
+        # success stays frozen.
+        def live(c):
+            checked = check(c.X, c.probe, c.opt_state, c.rel, c.start, early_exit=False)
+            return jax.tree.map(
+                lambda a, b: jnp.where(c.done, a, b), settle(c, checked), advance(c, checked)
+            )
+
+        frozen = c.done & (c.status != Status.SUCCESS)
+        return lax.cond(frozen, lambda c: c, live, c)
 
     if fixed_steps:
         final = lax.fori_loop(0, opts.max_steps + 1, fixed_body, init)

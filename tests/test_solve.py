@@ -438,8 +438,10 @@ for _ in range(10):
 import optax
 C3 = jnp.asarray(jaxsolve.random_psd(16, cond=100.0, seed=7, batch=(3000,)))
 opt = jax.jit(lambda c: jaxsolve.solve(c, method="precgd", optimizer=optax.sgd(0.5), max_steps=1))
+# fixed_steps: the running and the settling iteration share one check under vmap
+fixed = jax.jit(lambda c: jaxsolve.solve(c, method="precgd", fixed_steps=True, max_steps=5))
 for _ in range(3):
-    jax.block_until_ready(opt(C3))
+    jax.block_until_ready((opt(C3), fixed(C3)))
 print("done")
 """
 
