@@ -19,6 +19,7 @@ import numpy as np
 import optax
 from jax import lax
 
+from ._blocked_linalg import solve_right_transposed
 from ._checks import default_tol
 from ._closed_form import cholesky_succeeded, safe_sqrt
 from ._sequence import after
@@ -262,6 +263,23 @@ def _dense_gradient(WR, X, probe, precision):
     return WRXp[:, k], WRXp[:, :k]
 
 
+def product_change_norm(step, X, precision=None, *, factored: bool = False) -> jax.Array:
+    """‖step·Xᵀ + X·stepᵀ‖_F, what a step does to X·Xᵀ (to first order). ``factored``
+    (static; for k < N): from k×k products, O(N·k²) and no N×N matrix, by
+    ‖A·Bᵀ + B·Aᵀ‖² = 2·tr(AᵀA·BᵀB) + 2·tr((AᵀB)²). The two traces cancel where the step
+    mostly rotates X, so the value is exact only to about sqrt(eps)·‖step‖·‖X‖; where the
+    stop test uses it (‖step‖ ≲ 1e-5·‖X‖ by then) that is at the level of its rtol·‖S‖.
+    Matmuls only: no LAPACK call to keep in sequence (see _sequence)."""
+    if factored:
+        AtB = jnp.matmul(step.T, X, precision=precision)
+        AtA = jnp.matmul(step.T, step, precision=precision)
+        BtB = jnp.matmul(X.T, X, precision=precision)
+        sq = 2 * jnp.sum(AtA * BtB) + 2 * jnp.sum(AtB * AtB.T)
+        return jnp.sqrt(jnp.maximum(sq, 0.0))
+    change = jnp.matmul(step, X.T, precision=precision)
+    return jnp.linalg.norm(change + change.T)
+
+
 def _masked_norm(S, W):
     return jnp.sqrt(jnp.sum(S * S if W is None else W * S * S))
 
@@ -310,9 +328,7 @@ def run_descent(
         return jnp.sqrt(jnp.sum(R * R)) / jnp.where(S_norm > 0, S_norm, 1.0)
 
     def product_change(step, X):
-        # ‖step·Xᵀ + X·stepᵀ‖: what a step does to X·Xᵀ
-        change = jnp.matmul(step, X.T, precision=precision)
-        return jnp.linalg.norm(change + change.T)
+        return product_change_norm(step, X, precision, factored=factored)
 
     def check(X, probe, opt_state, prev_rel, start, early_exit=True):
         """The next update and whether to stop before applying it, with the status if so.
@@ -503,15 +519,19 @@ def _log_det_and_times_inverse_transpose(X, S):
     directions of a singular S, where X shrinks, the Newton phase then stalls early —
     measured 24–33 steps instead of 8–9 for half-rank 8×8 — and it was slower too.)"""
     lu, _, perm = lax.linalg.lu(X)
-    Z = lax.linalg.triangular_solve(
-        lu, S[..., perm], left_side=False, lower=True, transpose_a=True, unit_diagonal=True
-    )
-    Y = lax.linalg.triangular_solve(lu, Z, left_side=False, lower=False, transpose_a=True)
+    Z = solve_right_transposed(lu, S[..., perm], lower=True, unit_diagonal=True)
+    Y = solve_right_transposed(lu, Z, lower=False)
     return jnp.sum(jnp.log(jnp.abs(jnp.diagonal(lu)))), Y
 
 
 def newton_phase(
-    S: jax.Array, X0: jax.Array, L: jax.Array, max_steps: jax.Array, tol: jax.Array
+    S: jax.Array,
+    X0: jax.Array,
+    L: jax.Array,
+    max_steps: jax.Array,
+    tol: jax.Array,
+    *,
+    from_identity: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Full-rank precgd's first phase on a PSD S: ScaledGD's undamped step at η = ½, with
     determinant scaling. Returns (X, steps taken, converged).
@@ -535,10 +555,28 @@ def newton_phase(
     (the first of these) lets the caller skip the damped loop once the residual confirms
     it; otherwise the damped loop starts from the result and finishes the job
     (sub-resolution or chaotic directions, or the step cap).
+
+    ``from_identity`` (static): X0 is a multiple α·I (the default start). Its first scaled
+    step is then ½·(g·I + S/g), g = det(S)^(1/2N) (μ·α = g whatever α), with no LU: the
+    same step, counted as one, one factorisation fewer.
     """
     n = S.shape[-1]
     half_logdet_S = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(L))))
     active = jnp.all(jnp.isfinite(L))
+    steps0 = jnp.zeros((), jnp.int32)
+    change0 = jnp.full((), jnp.inf, S.dtype)
+    converged0 = jnp.asarray(False)
+    done0 = ~active | (max_steps <= 0)
+    if from_identity:
+        g = lax.stop_gradient(jnp.exp(half_logdet_S / max(n, 1)))
+        X1 = 0.5 * (g * jnp.eye(n, dtype=S.dtype) + S / g)
+        change1 = jnp.linalg.norm(X1 - X0) / jnp.linalg.norm(X1)
+        take = ~done0 & jnp.isfinite(change1)
+        X0 = jnp.where(take, X1, X0)
+        steps0 = take.astype(jnp.int32)
+        change0 = jnp.where(take, change1, change0)
+        converged0 = take & (change1 <= tol)
+        done0 = done0 | ~take | converged0 | (max_steps <= 1)
 
     def body(c):
         X, k, change, _, _ = c
@@ -567,13 +605,7 @@ def newton_phase(
         done = ~ok | converged | stalled | (k + 1 >= max_steps)
         return jnp.where(ok, X_new, X), k + ok.astype(k.dtype), new_change, converged, done
 
-    init = (
-        X0,
-        jnp.zeros((), jnp.int32),
-        jnp.full((), jnp.inf, S.dtype),
-        jnp.asarray(False),
-        ~active | (max_steps <= 0),
-    )
+    init = (X0, steps0, change0, converged0, done0)
     X, steps, _, converged, _ = lax.while_loop(lambda c: ~c[-1], body, init)
     return X, steps, converged
 
@@ -625,6 +657,7 @@ def iterative_factor(
     else:
         lam_min, lam_max = lanczos_extremes(S)
     lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
+    identity = X0 is None and method == "precgd" and rank == n
     if X0 is None:
         if method == "precgd":
             X0 = identity_start(S, lam_max)
@@ -658,7 +691,9 @@ def iterative_factor(
         not_psd = ~cholesky_succeeded(L)
         # (the Newton step is the undamped step at the default learning rate ½ only)
         cap = jnp.where(opts.learning_rate == 0.5, jnp.minimum(opts.max_steps, NEWTON_MAX_STEPS), 0)
-        X0, newton_steps, converged = newton_phase(S, after(X0, L), L, cap, jnp.sqrt(opts.rtol))
+        X0, newton_steps, converged = newton_phase(
+            S, after(X0, L), L, cap, jnp.sqrt(opts.rtol), from_identity=identity
+        )
         opts = opts._replace(max_steps=opts.max_steps - newton_steps)
         # Final only once the residual confirms it (sub-resolution eigenvalues in float32
         # can end the phase above atol): one product, not a whole check of the damped loop

@@ -133,6 +133,45 @@ def test_precgd_newton_phase_hands_over_on_slightly_negative_float32():
     assert rel_error(gram(sol.X), nearest_psd_ref(C)) < 1e-6
 
 
+@pytest.mark.parametrize("n", [8, 40, 160])
+def test_precgd_closed_form_first_newton_step_equals_the_lu_step(n):
+    """From the default start α·I the first Newton step is taken in closed form
+    (½·(g·I + C/g), no LU); the same start passed as x0 takes it by LU: same path."""
+    C = jaxsolve.random_psd(n, cond=1e6, seed=n)
+    alpha = np.sqrt(np.trace(C) / n)
+    default = isolve(C, "precgd")
+    by_lu = isolve(C, "precgd", x0=alpha * np.eye(n))
+    assert int(default.status) == int(by_lu.status) == Status.SUCCESS
+    assert int(default.steps) == int(by_lu.steps)
+    np.testing.assert_allclose(default.X, by_lu.X, rtol=0, atol=1e-10 * np.abs(by_lu.X).max())
+    for cap in (1, 2):  # the closed-form step alone, and followed by one LU step
+        a, b = (
+            isolve(C, "precgd", max_steps=cap),
+            isolve(C, "precgd", max_steps=cap, x0=alpha * np.eye(n)),
+        )
+        np.testing.assert_allclose(a.X, b.X, rtol=0, atol=1e-12 * np.abs(b.X).max())
+
+
+@pytest.mark.parametrize("n, k", [(30, 3), (200, 8)])
+def test_product_change_norm_factored_equals_dense(n, k):
+    from jaxsolve._iterative import product_change_norm
+
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((n, k))
+    for step in (
+        rng.standard_normal((n, k)),
+        X @ np.array(np.triu(rng.standard_normal((k, k)), 1) * 1e-3),
+    ):
+        step = jnp.asarray(step)
+        dense = product_change_norm(step, jnp.asarray(X))
+        factored = product_change_norm(step, jnp.asarray(X), factored=True)
+        ref = np.linalg.norm(np.asarray(step) @ X.T + X @ np.asarray(step).T)
+        np.testing.assert_allclose(dense, ref, rtol=1e-12)
+        # exact to about sqrt(eps)·‖step‖·‖X‖ (the traces cancel for a rotating step)
+        bound = 1e-7 * np.linalg.norm(step) * np.linalg.norm(X)
+        assert abs(float(factored) - ref) <= 1e-12 * ref + bound
+
+
 def test_precgd_learning_rate_other_than_half_skips_the_newton_phase():
     C = jaxsolve.random_psd(16, cond=1e4, seed=8)
     given = isolve(C, "precgd", learning_rate=0.25)
