@@ -23,7 +23,7 @@ from ._blocked_linalg import solve_right_transposed
 from ._checks import default_tol
 from ._closed_form import cholesky_succeeded, safe_sqrt
 from ._sequence import after
-from ._small_linalg import spd_solve
+from ._small_linalg import cholesky_lower, spd_solve
 from ._solution import Status
 
 ITERATIVE_METHODS = ("gd", "precgd")
@@ -473,11 +473,12 @@ def run_descent(
 
 def _psd_cholesky(S, lam_max):
     """The Cholesky factor of S + tol·λ_max·I (NaN where S has eigenvalues below −tol·λ_max):
-    the exact PSD check of a full-rank solve, O(N³) like one."""
+    the exact PSD check of a full-rank solve, O(N³) like one (a batch of tiny matrices
+    factored by the unrolled code, see :func:`cholesky_lower`)."""
     n = S.shape[-1]
     tol = default_tol(n, S.dtype) * jnp.maximum(lam_max, 0.0)
     shifted = S + (tol + jnp.finfo(S.dtype).tiny) * jnp.eye(n, dtype=S.dtype)
-    return lax.linalg.cholesky(shifted, symmetrize_input=False)
+    return cholesky_lower(shifted)
 
 
 def _is_not_psd(S, rank, lam_min, lam_max):
