@@ -133,7 +133,7 @@ def test_precgd_newton_phase_hands_over_on_slightly_negative_float32():
     assert rel_error(gram(sol.X), nearest_psd_ref(C)) < 1e-6
 
 
-@pytest.mark.parametrize("n", [8, 40, 160])
+@pytest.mark.parametrize("n", [8, 160])
 def test_precgd_closed_form_first_newton_step_equals_the_lu_step(n):
     """From the default start α·I the first Newton step is taken in closed form
     (½·(g·I + C/g), no LU); the same start passed as x0 takes it by LU: same path."""
@@ -515,7 +515,8 @@ def test_large_single_matrix_gradient_is_that_of_the_symmetric_part():
         XXt = sol.X @ jnp.swapaxes(sol.X, -1, -2)
         return jnp.sum((XXt[0] if batched else XXt) * W_)
 
-    single = jax.grad(loss)(jnp.asarray(C), False)
-    batched = jax.grad(loss)(jnp.asarray(C), True)
+    grad = jax.jit(jax.grad(loss), static_argnums=1)
+    single = grad(jnp.asarray(C), False)
+    batched = grad(jnp.asarray(C), True)
     np.testing.assert_allclose(np.asarray(single), np.asarray(single).T, atol=1e-12)
     np.testing.assert_allclose(np.asarray(single), np.asarray(batched), atol=1e-9)
