@@ -11,6 +11,7 @@ symmetrises, guards non-finite input and batches with ``vmap``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -19,11 +20,11 @@ import numpy as np
 import optax
 from jax import lax
 
-from ._blocked_linalg import solve_right_transposed
+from ._blocked_linalg import lu_factor, solve_right_transposed
 from ._checks import default_tol
 from ._closed_form import cholesky_succeeded, safe_sqrt
 from ._sequence import after
-from ._small_linalg import cholesky_lower, spd_solve
+from ._small_linalg import cho_solve_lower, cholesky_lower, spd_solve
 from ._solution import Status
 
 ITERATIVE_METHODS = ("gd", "precgd")
@@ -152,6 +153,28 @@ def spectral_norm_estimate(S: jax.Array, steps: int = 24) -> jax.Array:
         return jnp.where(norm > tiny, w / jnp.where(norm > tiny, norm, 1.0), v), norm
 
     return lax.fori_loop(0, steps, body, (v, jnp.zeros((), S.dtype)))[1]
+
+
+def smallest_eigenvalue_bound(L: jax.Array, steps: int = 3) -> jax.Array:
+    """An upper bound on λ_min(L·Lᵀ) from its Cholesky factor: ``steps`` inverse power
+    iterations (two triangular solves with one vector each: O(N²), no N×N work) give the
+    Rayleigh quotient ρ ≤ λ_max((L·Lᵀ)⁻¹), so 1/ρ ≥ λ_min; capped by min L_ii², the
+    smallest pivot, which is also ≥ λ_min. Measured at N = 1024 (κ = 1e4, 1e8, half rank):
+    within 1.3× after 3 steps. The Newton phase's scaling needs it only within ~100×."""
+    n = L.shape[-1]
+    v = jnp.asarray(np.random.default_rng(0x5CA1E).standard_normal(n), L.dtype)
+    v = v / jnp.linalg.norm(v)
+    tiny = jnp.finfo(L.dtype).tiny
+
+    def body(_, carry):
+        v, _ = carry
+        w = cho_solve_lower(L, v[:, None])[:, 0]
+        norm = jnp.linalg.norm(w)
+        return w / jnp.where(norm > tiny, norm, 1.0), jnp.dot(v, w)
+
+    rho = lax.fori_loop(0, steps, body, (v, jnp.zeros((), L.dtype)))[1]
+    pivots = jnp.diagonal(L) ** 2
+    return jnp.minimum(1 / jnp.maximum(rho, tiny), jnp.min(pivots))
 
 
 def spectral_init(
@@ -506,6 +529,10 @@ _NEWTON_NEAR = 0.1
 halving phase far from the answer moves X by 0.5–1 a step with ratios up to 0.96; a float32
 S with eigenvalues just below zero, within the PSD tolerance, plateaus at ~1e-2)."""
 
+_NEWTON_RANGE_TOL = 1e-2
+"""The identity start's Newton steps are scaled while the tracked range [a, b] of U's
+singular values has b/a above 1 + this (then μ = 1/√(a·b) is within 0.5 % of 1)."""
+
 NEWTON_MAX_STEPS = 30
 """At most this many steps of full-rank precgd's Newton phase (see :func:`newton_phase`);
 determinant scaling needs under 10 up to κ = 1e16, and a singular S converges linearly."""
@@ -515,14 +542,28 @@ def _log_det_and_times_inverse_transpose(X, S):
     """(log|det X|, S·X⁻ᵀ) for one square X and symmetric S.
 
     From the LU factorisation P·X = L·U: X⁻ᵀ = Pᵀ·L⁻ᵀ·U⁻ᵀ, two right-side triangular solves
-    on the permuted columns of S, no transposes. (Not through the Gram XᵀX, even for a
-    batch of tiny matrices: it squares the condition number, and along the singular
-    directions of a singular S, where X shrinks, the Newton phase then stalls early —
-    measured 24–33 steps instead of 8–9 for half-rank 8×8 — and it was slower too.)"""
-    lu, _, perm = lax.linalg.lu(X)
-    Z = solve_right_transposed(lu, S[..., perm], lower=True, unit_diagonal=True)
-    Y = solve_right_transposed(lu, Z, lower=False)
+    on the permuted columns of S, no transposes. Above 128×128 the LU and the solves are
+    recursive (mostly matmuls, see _blocked_linalg), the solves with their 128×128 diagonal
+    blocks inverted: an error that makes is one more perturbation of X, which the next
+    Newton step corrects, and the result is measured (residuals unchanged, ≤ 1e-15, for
+    κ up to 1e16 at N = 1024; a step 8 ms faster per solve). (Not through the Gram XᵀX,
+    even for a batch of tiny matrices: it squares the condition number, and along the
+    singular directions of a singular S, where X shrinks, the Newton phase then stalls
+    early — measured 24–33 steps instead of 8–9 for half-rank 8×8 — and it was slower
+    too.)"""
+    lu, perm = lu_factor(X)
+    solve = functools.partial(solve_right_transposed, invert_leaves=True)
+    Z = solve(lu, S[..., perm], lower=True, unit_diagonal=True)
+    Y = solve(lu, Z, lower=False)
     return jnp.sum(jnp.log(jnp.abs(jnp.diagonal(lu)))), Y
+
+
+def _polar_newton_range(a, b, mu):
+    """Where one Newton step u ← ½·(μ·u + 1/(μ·u)) maps singular values u in [a, b]: the
+    map is convex with its minimum 1 at u = 1/μ."""
+    fa, fb = 0.5 * (mu * a + 1 / (mu * a)), 0.5 * (mu * b + 1 / (mu * b))
+    low = jnp.where((a * mu <= 1) & (b * mu >= 1), 1.0, jnp.minimum(fa, fb))
+    return low, jnp.maximum(fa, fb)
 
 
 def newton_phase(
@@ -532,21 +573,31 @@ def newton_phase(
     max_steps: jax.Array,
     tol: jax.Array,
     *,
-    from_identity: bool = False,
+    identity_spectrum: tuple[jax.Array, jax.Array] | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Full-rank precgd's first phase on a PSD S: ScaledGD's undamped step at η = ½, with
-    determinant scaling. Returns (X, steps taken, converged).
+    scaling. Returns (X, steps taken, converged).
 
     For a square invertible X the step X − ½·(X·Xᵀ − S)·X·(XᵀX)⁻¹ is ½·(X + S·X⁻ᵀ): one LU
     of X and one solve, no Gram, Cholesky or residual (about 3 N×N products' worth; a damped
     step costs about 6). With S = L·Lᵀ and X = L·U it is U ← ½·(U + U⁻ᵀ), Newton's iteration
     for the orthogonal polar factor of U (Higham 1986): globally and quadratically
     convergent for any invertible U and numerically stable, whatever the conditioning of
-    S. The first steps are taken from μ·X, μ = |det U|^(−1/N) (determinant scaling, Kenney
-    & Laub 1992), read off the LU of X and the Cholesky factor ``L`` of the PSD check,
-    which centres U's singular values on 1. Measured at N = 256, float64: 5, 7, 9 and 10
-    steps for κ = 10, 1e4, 1e8 and 1e12 (the damped loop alone: 6, 13, 23, 32), 6–30 on
-    half-rank S (damped: about 40); float32: 3–9 (damped: 5–16).
+    S. Steps far from the answer are taken from μ·X (scaling, Kenney & Laub 1992), which
+    centres U's singular values on 1.
+
+    ``identity_spectrum`` = (lo, hi), bounds on S's eigenvalues (λ_min from above, λ_max
+    from below, estimates are fine): X0 is a multiple α·I (the default start). Its first
+    step is then ½·(g·I + S/g), g = det(S)^(1/2N) (μ·α = g whatever α), with no LU. From
+    there every iterate is a function of S, so the range [a, b] of U's singular values
+    follows from lo and hi by the scalar map (:func:`_polar_newton_range`), and each step
+    takes the optimal μ = 1/√(a·b) until b/a < 1 + ``_NEWTON_RANGE_TOL``. Measured at
+    N = 1024, float64: 5, 6, 7, 8 steps for κ = 10, 1e4, 1e8, 1e16, 8 on half-rank S (the
+    determinant scaling of a general start below: 5, 7, 9, 12; 9–17 on half-rank S), and
+    unchanged with lo 100× too large or hi 0.7× too small.
+
+    Otherwise (a given start) the first ``_NEWTON_SCALED_STEPS`` steps use determinant
+    scaling, μ = |det U|^(−1/N), read off the LU of X and the Cholesky factor ``L``.
 
     Runs only where ``L`` is finite (S PSD within the check's tolerance; along an exactly
     singular direction the step halves X, linear convergence), at most ``max_steps``
@@ -556,10 +607,6 @@ def newton_phase(
     (the first of these) lets the caller skip the damped loop once the residual confirms
     it; otherwise the damped loop starts from the result and finishes the job
     (sub-resolution or chaotic directions, or the step cap).
-
-    ``from_identity`` (static): X0 is a multiple α·I (the default start). Its first scaled
-    step is then ½·(g·I + S/g), g = det(S)^(1/2N) (μ·α = g whatever α), with no LU: the
-    same step, counted as one, one factorisation fewer.
     """
     n = S.shape[-1]
     half_logdet_S = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(L))))
@@ -568,7 +615,9 @@ def newton_phase(
     change0 = jnp.full((), jnp.inf, S.dtype)
     converged0 = jnp.asarray(False)
     done0 = ~active | (max_steps <= 0)
-    if from_identity:
+    # the tracked range of U's singular values (identity start only; [1, 1] = untracked)
+    low0 = high0 = jnp.ones((), S.dtype)
+    if identity_spectrum is not None:
         g = lax.stop_gradient(jnp.exp(half_logdet_S / max(n, 1)))
         X1 = 0.5 * (g * jnp.eye(n, dtype=S.dtype) + S / g)
         change1 = jnp.linalg.norm(X1 - X0) / jnp.linalg.norm(X1)
@@ -578,14 +627,28 @@ def newton_phase(
         change0 = jnp.where(take, change1, change0)
         converged0 = take & (change1 <= tol)
         done0 = done0 | ~take | converged0 | (max_steps <= 1)
+        # u = ½·(g/√λ + √λ/g) over λ in [lo, hi]: the step from α·I, in U's terms
+        lo, hi = (lax.stop_gradient(jnp.asarray(b, S.dtype)) for b in identity_spectrum)
+        tiny = jnp.finfo(S.dtype).tiny
+        hi = jnp.maximum(hi, tiny)
+        lo = jnp.clip(lo, tiny, hi)
+        low0, high0 = _polar_newton_range(jnp.sqrt(lo) / g, jnp.sqrt(hi) / g, 1.0)
+        low0, high0 = (jnp.where(jnp.isfinite(x), x, 1.0) for x in (low0, high0))
 
     def body(c):
-        X, k, change, _, _ = c
+        X, k, change, _, _, low, high = c
         log_det_X, Y = _log_det_and_times_inverse_transpose(X, S)
-        # Scaling is a step-length choice far from the answer; near it (μ → 1 anyway for a
-        # non-singular S) it is switched off so that the convergence stays quadratic.
-        scaled = (change > 1e-2) & (k < _NEWTON_SCALED_STEPS)
-        mu = jnp.where(scaled, jnp.exp((half_logdet_S - log_det_X) / max(n, 1)), 1.0)
+        if identity_spectrum is not None:
+            # the tracked range says how far U is from orthogonal; near the answer μ = 1,
+            # so that the convergence stays quadratic
+            scaled = high > (1 + _NEWTON_RANGE_TOL) * low
+            mu = jnp.where(scaled, 1 / jnp.sqrt(low * high), 1.0)
+            low, high = _polar_newton_range(low, high, mu)
+        else:
+            # a step-length choice far from the answer; near it (μ → 1 anyway for a
+            # non-singular S) it is switched off so that the convergence stays quadratic
+            scaled = (change > 1e-2) & (k < _NEWTON_SCALED_STEPS)
+            mu = jnp.where(scaled, jnp.exp((half_logdet_S - log_det_X) / max(n, 1)), 1.0)
         mu = lax.stop_gradient(mu)
         X_new = 0.5 * (mu * X + Y / mu)
         # (a non-finite entry makes the change non-finite: no separate pass over X_new)
@@ -599,15 +662,17 @@ def newton_phase(
         # (Far from the answer the unscaled step moves X by ~½–1 of itself and shrinks
         # slowly while it halves the large directions: that is progress, not a stall.)
         stalled = (
-            (k >= _NEWTON_SCALED_STEPS)
+            ~scaled
+            & (k >= _NEWTON_SCALED_STEPS)
             & (new_change > _NEWTON_STALL * change)
             & (new_change < _NEWTON_NEAR)
         )
         done = ~ok | converged | stalled | (k + 1 >= max_steps)
-        return jnp.where(ok, X_new, X), k + ok.astype(k.dtype), new_change, converged, done
+        X = jnp.where(ok, X_new, X)
+        return X, k + ok.astype(k.dtype), new_change, converged, done, low, high
 
-    init = (X0, steps0, change0, converged0, done0)
-    X, steps, _, converged, _ = lax.while_loop(lambda c: ~c[-1], body, init)
+    init = (X0, steps0, change0, converged0, done0, low0, high0)
+    X, steps, _, converged, *_ = lax.while_loop(lambda c: ~c[4], body, init)
     return X, steps, converged
 
 
@@ -692,8 +757,13 @@ def iterative_factor(
         not_psd = ~cholesky_succeeded(L)
         # (the Newton step is the undamped step at the default learning rate ½ only)
         cap = jnp.where(opts.learning_rate == 0.5, jnp.minimum(opts.max_steps, NEWTON_MAX_STEPS), 0)
+        spectrum = None
+        if identity:
+            lam_lo = smallest_eigenvalue_bound(L)
+            spectrum = (lam_lo, lam_max)
+            X0 = after(X0, lam_lo)
         X0, newton_steps, converged = newton_phase(
-            S, after(X0, L), L, cap, jnp.sqrt(opts.rtol), from_identity=identity
+            S, after(X0, L), L, cap, jnp.sqrt(opts.rtol), identity_spectrum=spectrum
         )
         opts = opts._replace(max_steps=opts.max_steps - newton_steps)
         # Final only once the residual confirms it (sub-resolution eigenvalues in float32

@@ -1,4 +1,5 @@
-"""Recursive blocked triangular solves against LAPACK's trsm and a float64 NumPy reference."""
+"""Recursive blocked triangular solves and LU against LAPACK (trsm, getrf) and float64 NumPy
+references."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxsolve._blocked_linalg import LEAF, solve_right_transposed
+from jaxsolve._blocked_linalg import LEAF, lu_factor, solve_right_transposed
 
 SIZES = (LEAF + 1, 2 * LEAF + 37)  # one and two levels of recursion
 
@@ -39,16 +40,20 @@ def backward_error(Z, T, B):
 @pytest.mark.parametrize("lower", [True, False])
 @pytest.mark.parametrize("unit", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_matches_reference(n, lower, unit, dtype):
+@pytest.mark.parametrize("invert", [False, True])
+def test_matches_reference(n, lower, unit, dtype, invert):
+    """Backward stable like trsm; with ``invert_leaves`` (diagonal blocks inverted) only the
+    forward error is compared with trsm's."""
     rng = np.random.default_rng(n + 2 * lower + unit)
     T, dense = triangle(rng, n, lower, unit, dtype)
     B = rng.standard_normal((n + 5, n)).astype(dtype)
     with jax.default_matmul_precision("highest"):
-        Z = jax.jit(solve_right_transposed, static_argnames=("lower", "unit_diagonal"))(
-            jnp.asarray(T), jnp.asarray(B), lower=lower, unit_diagonal=unit
-        )
+        Z = jax.jit(
+            solve_right_transposed, static_argnames=("lower", "unit_diagonal", "invert_leaves")
+        )(jnp.asarray(T), jnp.asarray(B), lower=lower, unit_diagonal=unit, invert_leaves=invert)
     assert Z.shape == B.shape and Z.dtype == dtype
-    assert backward_error(Z, dense, B) <= 4 * n * np.finfo(dtype).eps
+    if not invert:
+        assert backward_error(Z, dense, B) <= 4 * n * np.finfo(dtype).eps
     # as close to the float64 answer as LAPACK's own trsm in the same dtype
     lapack = lax.linalg.triangular_solve(
         jnp.asarray(T),
@@ -92,3 +97,36 @@ def test_forward_derivative_matches_trsm():
     _, t_ours = jax.jvp(ours, (T, B), (dT, dB))
     _, t_ref = jax.jvp(lapack, (T, B), (dT, dB))
     np.testing.assert_allclose(t_ours, t_ref, rtol=1e-9, atol=1e-9 * np.abs(t_ref).max())
+
+
+@pytest.mark.parametrize(
+    "shape", [(LEAF + 1, LEAF + 1), (2 * LEAF + 37, 2 * LEAF + 37), (300, 140)]
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lu_factor_is_getrf(shape, dtype):
+    """Same pivots as LAPACK's getrf, A[perm] = L·U to O(n·eps), |L| <= 1."""
+    m, n = shape
+    A = np.random.default_rng(m + n).standard_normal(shape).astype(dtype)
+    with jax.default_matmul_precision("highest"):
+        lu, perm = jax.jit(lu_factor)(jnp.asarray(A))
+    lu_ref, _, perm_ref = lax.linalg.lu(jnp.asarray(A))
+    assert lu.shape == shape and lu.dtype == dtype and perm.shape == (m,)
+    np.testing.assert_array_equal(perm, perm_ref)
+    lu = np.asarray(lu, np.float64)
+    L = np.tril(lu, -1)[:, :n] + np.eye(m, n)
+    U = np.triu(lu)[:n]
+    assert np.abs(L).max() <= 1 + 1e-6
+    err = np.linalg.norm(A.astype(np.float64)[np.asarray(perm)] - L @ U) / np.linalg.norm(A)
+    assert err <= 4 * n * np.finfo(dtype).eps
+    np.testing.assert_allclose(
+        lu, np.asarray(lu_ref, np.float64), atol=1e3 * n * np.finfo(dtype).eps
+    )
+
+
+def test_lu_factor_vmap_equals_loop():
+    A = jnp.asarray(np.random.default_rng(5).standard_normal((3, LEAF + 20, LEAF + 20)))
+    lu, perm = jax.vmap(lu_factor)(A)
+    for i in range(3):
+        lu_i, perm_i = lu_factor(A[i])
+        np.testing.assert_array_equal(perm[i], perm_i)
+        np.testing.assert_allclose(lu[i], lu_i, rtol=0, atol=1e-12)
