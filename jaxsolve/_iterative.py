@@ -12,6 +12,8 @@ symmetrises, guards non-finite input and batches with ``vmap``.
 from __future__ import annotations
 
 import functools
+import operator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -24,7 +26,16 @@ from ._blocked_linalg import lu_factor, solve_right_transposed
 from ._checks import default_tol
 from ._closed_form import cholesky_succeeded, safe_sqrt
 from ._sequence import after
-from ._small_linalg import cho_solve_lower, cholesky_lower, spd_solve
+from ._small_linalg import (
+    cho_solve_lower,
+    cho_solve_vector_batch_last,
+    cholesky_lower,
+    cholesky_rows_batch_last,
+    log_det_and_times_inverse_transpose_batch_last,
+    materialized,
+    spd_solve,
+    use_small,
+)
 from ._solution import Status
 
 ITERATIVE_METHODS = ("gd", "precgd")
@@ -153,28 +164,6 @@ def spectral_norm_estimate(S: jax.Array, steps: int = 24) -> jax.Array:
         return jnp.where(norm > tiny, w / jnp.where(norm > tiny, norm, 1.0), v), norm
 
     return lax.fori_loop(0, steps, body, (v, jnp.zeros((), S.dtype)))[1]
-
-
-def smallest_eigenvalue_bound(L: jax.Array, steps: int = 3) -> jax.Array:
-    """An upper bound on λ_min(L·Lᵀ) from its Cholesky factor: ``steps`` inverse power
-    iterations (two triangular solves with one vector each: O(N²), no N×N work) give the
-    Rayleigh quotient ρ ≤ λ_max((L·Lᵀ)⁻¹), so 1/ρ ≥ λ_min; capped by min L_ii², the
-    smallest pivot, which is also ≥ λ_min. Measured at N = 1024 (κ = 1e4, 1e8, half rank):
-    within 1.3× after 3 steps. The Newton phase's scaling needs it only within ~100×."""
-    n = L.shape[-1]
-    v = jnp.asarray(np.random.default_rng(0x5CA1E).standard_normal(n), L.dtype)
-    v = v / jnp.linalg.norm(v)
-    tiny = jnp.finfo(L.dtype).tiny
-
-    def body(_, carry):
-        v, _ = carry
-        w = cho_solve_lower(L, v[:, None])[:, 0]
-        norm = jnp.linalg.norm(w)
-        return w / jnp.where(norm > tiny, norm, 1.0), jnp.dot(v, w)
-
-    rho = lax.fori_loop(0, steps, body, (v, jnp.zeros((), L.dtype)))[1]
-    pivots = jnp.diagonal(L) ** 2
-    return jnp.minimum(1 / jnp.maximum(rho, tiny), jnp.min(pivots))
 
 
 def spectral_init(
@@ -498,10 +487,14 @@ def _psd_cholesky(S, lam_max):
     """The Cholesky factor of S + tol·λ_max·I (NaN where S has eigenvalues below −tol·λ_max):
     the exact PSD check of a full-rank solve, O(N³) like one (a batch of tiny matrices
     factored by the unrolled code, see :func:`cholesky_lower`)."""
-    n = S.shape[-1]
-    tol = default_tol(n, S.dtype) * jnp.maximum(lam_max, 0.0)
-    shifted = S + (tol + jnp.finfo(S.dtype).tiny) * jnp.eye(n, dtype=S.dtype)
-    return cholesky_lower(shifted)
+    return cholesky_lower(_psd_shifted(S, lam_max))
+
+
+def _psd_shifted(S, lam_max):
+    """S + (tol·λ_max + tiny)·I, for matrix axes first and any batch axes after them."""
+    n, batch = S.shape[0], S.shape[2:]
+    shift = default_tol(n, S.dtype) * jnp.maximum(lam_max, 0.0) + jnp.finfo(S.dtype).tiny
+    return S + shift * jnp.eye(n, dtype=S.dtype).reshape((n, n) + (1,) * len(batch))
 
 
 def _is_not_psd(S, rank, lam_min, lam_max):
@@ -566,17 +559,94 @@ def _polar_newton_range(a, b, mu):
     return low, jnp.maximum(fa, fb)
 
 
+class _Layout(NamedTuple):
+    """The Newton phase's operations that depend on how its matrices are stored: one
+    matrix (n, n), or a batch-last stack (n, n, b) of tiny ones (see _small_linalg). Every
+    other operation is written for matrix axes first and any batch axes after them."""
+
+    # S → (the factor, as cho_solve_vector takes it; its diagonal (…, n); success mask)
+    cholesky: Callable[[jax.Array], tuple[Any, jax.Array, jax.Array]]
+    cho_solve_vector: Callable[[Any, jax.Array], jax.Array]  # (L, v) → (L·Lᵀ)⁻¹·v
+    times_inverse_transpose: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def _one_matrix_cholesky(S):
+    L = cholesky_lower(S)
+    return L, jnp.diagonal(L), cholesky_succeeded(L)
+
+
+def _batch_last_cholesky(S):
+    rows, ok = cholesky_rows_batch_last(S)
+    return rows, jnp.stack([rows[i][i] for i in range(len(rows))], axis=-1), ok
+
+
+_ONE_MATRIX = _Layout(
+    _one_matrix_cholesky,
+    lambda L, v: cho_solve_lower(L, v[:, None])[:, 0],
+    _log_det_and_times_inverse_transpose,
+)
+_BATCH_LAST = _Layout(
+    _batch_last_cholesky,
+    cho_solve_vector_batch_last,
+    log_det_and_times_inverse_transpose_batch_last,
+)
+
+
+def _sum_leading(A: jax.Array, axes: int) -> jax.Array:
+    """The sum over the first ``axes`` axes (a matrix's, or a vector's), per batch entry.
+    A batch-last stack is summed by unrolled adds of whole batch vectors, which fuse into
+    one elementwise loop (XLA:CPU's reduction over the leading axes of (8, 8, 10,000)
+    measured 3 ms, 10× the elementwise pass)."""
+    if A.ndim == axes:
+        return jnp.sum(A)
+    return functools.reduce(operator.add, [A[idx] for idx in np.ndindex(A.shape[:axes])])
+
+
+def _frobenius(A: jax.Array) -> jax.Array:
+    return jnp.sqrt(_sum_leading(A * A, 2))
+
+
+def smallest_eigenvalue_bound(
+    L: Any, diagonal: jax.Array, steps: int = 3, layout: _Layout = _ONE_MATRIX
+) -> jax.Array:
+    """An upper bound on λ_min(L·Lᵀ) from its Cholesky factor (as ``layout`` stores it) and
+    the factor's diagonal (…, n): ``steps`` inverse power iterations (two triangular
+    solves with one vector each: O(N²), no N×N work) give the Rayleigh quotient
+    ρ ≤ λ_max((L·Lᵀ)⁻¹), so 1/ρ ≥ λ_min; capped by min L_ii², the smallest pivot, which is
+    also ≥ λ_min. Measured at N = 1024 (κ = 1e4, 1e8, half rank): within 1.3× after 3
+    steps. The Newton phase's scaling needs it only within ~100×."""
+    n, batch = diagonal.shape[-1], diagonal.shape[:-1]
+    start = np.random.default_rng(0x5CA1E).standard_normal(n)
+    v = jnp.asarray(start / np.linalg.norm(start), diagonal.dtype)
+    v = jnp.broadcast_to(v.reshape((n,) + (1,) * len(batch)), (n, *batch))
+    tiny = jnp.finfo(diagonal.dtype).tiny
+
+    def body(_, carry):
+        v, _ = carry
+        w = layout.cho_solve_vector(L, v)
+        norm = jnp.sqrt(_sum_leading(w * w, 1))
+        return w / jnp.where(norm > tiny, norm, 1.0), _sum_leading(v * w, 1)
+
+    rho = lax.fori_loop(0, steps, body, (v, jnp.zeros(batch, diagonal.dtype)))[1]
+    smallest_pivot = jnp.min(diagonal, axis=-1) ** 2
+    return jnp.minimum(1 / jnp.maximum(rho, tiny), smallest_pivot)
+
+
 def newton_phase(
     S: jax.Array,
     X0: jax.Array,
-    L: jax.Array,
+    lam_max: jax.Array,
     max_steps: jax.Array,
     tol: jax.Array,
     *,
-    identity_spectrum: tuple[jax.Array, jax.Array] | None = None,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Full-rank precgd's first phase on a PSD S: ScaledGD's undamped step at η = ½, with
-    scaling. Returns (X, steps taken, converged).
+    identity: bool = False,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Full-rank precgd's first phase: the PSD check, then ScaledGD's undamped step at
+    η = ½, with scaling. Returns (X, steps taken, converged, psd).
+
+    The PSD check is the Cholesky factor L of S + tol·λ_max·I (``lam_max`` an estimate of
+    λ_max(S) from below); ``psd`` says it succeeded (S has no eigenvalue below −tol·λ_max).
+    Where it fails, the phase takes no step.
 
     For a square invertible X the step X − ½·(X·Xᵀ − S)·X·(XᵀX)⁻¹ is ½·(X + S·X⁻ᵀ): one LU
     of X and one solve, no Gram, Cholesky or residual (about 3 N×N products' worth; a damped
@@ -586,41 +656,74 @@ def newton_phase(
     S. Steps far from the answer are taken from μ·X (scaling, Kenney & Laub 1992), which
     centres U's singular values on 1.
 
-    ``identity_spectrum`` = (lo, hi), bounds on S's eigenvalues (λ_min from above, λ_max
-    from below, estimates are fine): X0 is a multiple α·I (the default start). Its first
-    step is then ½·(g·I + S/g), g = det(S)^(1/2N) (μ·α = g whatever α), with no LU. From
-    there every iterate is a function of S, so the range [a, b] of U's singular values
-    follows from lo and hi by the scalar map (:func:`_polar_newton_range`), and each step
-    takes the optimal μ = 1/√(a·b) until b/a < 1 + ``_NEWTON_RANGE_TOL``. Measured at
-    N = 1024, float64: 5, 6, 7, 8 steps for κ = 10, 1e4, 1e8, 1e16, 8 on half-rank S (the
-    determinant scaling of a general start below: 5, 7, 9, 12; 9–17 on half-rank S), and
-    unchanged with lo 100× too large or hi 0.7× too small.
+    ``identity`` (static): X0 is a multiple α·I (the default start). Its first step is then
+    ½·(g·I + S/g), g = det(S)^(1/2N) (μ·α = g whatever α), with no LU. From there every
+    iterate is a function of S, so the range [a, b] of U's singular values follows from
+    λ_max and a bound on λ_min (:func:`smallest_eigenvalue_bound`) by the scalar map
+    (:func:`_polar_newton_range`), and each step takes the optimal μ = 1/√(a·b) until
+    b/a < 1 + ``_NEWTON_RANGE_TOL``. Measured at N = 1024, float64: 5, 6, 7, 8 steps for
+    κ = 10, 1e4, 1e8, 1e16, 8 on half-rank S (the determinant scaling of a general start
+    below: 5, 7, 9, 12; 9–17 on half-rank S), and unchanged with the λ_min bound 100× too
+    large or λ_max 0.7× too small. Otherwise (a given start) the first
+    ``_NEWTON_SCALED_STEPS`` steps use determinant scaling, μ = |det U|^(−1/N), read off
+    the LU of X and L.
 
-    Otherwise (a given start) the first ``_NEWTON_SCALED_STEPS`` steps use determinant
-    scaling, μ = |det U|^(−1/N), read off the LU of X and the Cholesky factor ``L``.
+    Along an exactly singular direction the step halves X (linear convergence). The phase
+    takes at most ``max_steps`` steps, and stops after a step that changed X by at most
+    ``tol`` (relative; the error after it is about that squared), once the change stops
+    shrinking (the rounding floor, see ``_NEWTON_STALL``), or before a step that would turn
+    X non-finite. ``converged`` (the first of these) lets the caller skip the damped loop
+    once the residual confirms it; otherwise the damped loop starts from the result and
+    finishes the job (sub-resolution or chaotic directions, or the step cap).
 
-    Runs only where ``L`` is finite (S PSD within the check's tolerance; along an exactly
-    singular direction the step halves X, linear convergence), at most ``max_steps``
-    steps, and stops after a step that changed X by at most ``tol`` (relative; the error
-    after it is about that squared), once the change stops shrinking (the rounding floor,
-    see ``_NEWTON_STALL``), or before a step that would turn X non-finite. ``converged``
-    (the first of these) lets the caller skip the damped loop once the residual confirms
-    it; otherwise the damped loop starts from the result and finishes the job
-    (sub-resolution or chaotic directions, or the step cap).
+    Per matrix, and ``vmap``-ped by ``solve``: a batch of n ≤ SMALL_N matrices from the
+    identity start runs as one batch-last loop (see _small_linalg): the factor stays in
+    rows, and the iterates' solves are by elimination without pivoting, stable for them
+    since they are close to symmetric positive definite. Other batches are ``vmap``-ped as
+    they are.
     """
-    n = S.shape[-1]
-    half_logdet_S = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(L))))
-    active = jnp.all(jnp.isfinite(L))
-    steps0 = jnp.zeros((), jnp.int32)
-    change0 = jnp.full((), jnp.inf, S.dtype)
-    converged0 = jnp.asarray(False)
-    done0 = ~active | (max_steps <= 0)
+    loop = functools.partial(_newton_loop, identity=identity)
+
+    @jax.custom_batching.custom_vmap
+    def phase(S, start, lam_max, max_steps, tol):
+        return loop(S, start, lam_max, max_steps, tol, layout=_ONE_MATRIX)
+
+    @phase.def_vmap
+    def _phase_batched(axis_size, in_batched, *args):
+        args = [
+            a if batched else jnp.broadcast_to(a, (axis_size, *a.shape))
+            for a, batched in zip(args, in_batched, strict=True)
+        ]
+        if identity and use_small(args[0].shape[-1]):
+            S_last = materialized(jnp.moveaxis(args[0], 0, -1))
+            X, steps, converged, psd = loop(S_last, *args[1:], layout=_BATCH_LAST)
+            return (jnp.moveaxis(X, -1, 0), steps, converged, psd), (True,) * 4
+        return jax.vmap(functools.partial(loop, layout=_ONE_MATRIX))(*args), (True,) * 4
+
+    as_array = functools.partial(jnp.asarray, dtype=S.dtype)
+    # (from the identity start X0 = α·I travels as α: no N×N copy to lay out batch-last)
+    start = X0[0, 0] if identity else X0
+    return phase(S, start, as_array(lam_max), jnp.asarray(max_steps), as_array(tol))
+
+
+def _newton_loop(S, start, lam_max, max_steps, tol, *, identity: bool, layout: _Layout):
+    """:func:`newton_phase` on matrices stored as ``layout`` says (matrix axes first), every
+    per-matrix number of shape ``S.shape[2:]``; ``start`` is X0, or α for the identity start."""
+    n, batch = S.shape[0], S.shape[2:]
+    eye = jnp.eye(n, dtype=S.dtype).reshape((n, n) + (1,) * len(batch))
+    X0 = start * eye if identity else start
+    L, diagonal, psd = layout.cholesky(_psd_shifted(S, lam_max))
+    half_logdet_S = jnp.sum(jnp.log(jnp.abs(diagonal)), axis=-1)
+    steps0 = jnp.zeros(batch, jnp.int32)
+    change0 = jnp.full(batch, jnp.inf, S.dtype)
+    converged0 = jnp.zeros(batch, bool)
+    done0 = ~psd | (max_steps <= 0)
     # the tracked range of U's singular values (identity start only; [1, 1] = untracked)
-    low0 = high0 = jnp.ones((), S.dtype)
-    if identity_spectrum is not None:
+    low0 = high0 = jnp.ones(batch, S.dtype)
+    if identity:
         g = lax.stop_gradient(jnp.exp(half_logdet_S / max(n, 1)))
-        X1 = 0.5 * (g * jnp.eye(n, dtype=S.dtype) + S / g)
-        change1 = jnp.linalg.norm(X1 - X0) / jnp.linalg.norm(X1)
+        X1 = 0.5 * (g * eye + S / g)
+        change1 = _frobenius(X1 - X0) / _frobenius(X1)
         take = ~done0 & jnp.isfinite(change1)
         X0 = jnp.where(take, X1, X0)
         steps0 = take.astype(jnp.int32)
@@ -628,17 +731,17 @@ def newton_phase(
         converged0 = take & (change1 <= tol)
         done0 = done0 | ~take | converged0 | (max_steps <= 1)
         # u = ½·(g/√λ + √λ/g) over λ in [lo, hi]: the step from α·I, in U's terms
-        lo, hi = (lax.stop_gradient(jnp.asarray(b, S.dtype)) for b in identity_spectrum)
         tiny = jnp.finfo(S.dtype).tiny
-        hi = jnp.maximum(hi, tiny)
-        lo = jnp.clip(lo, tiny, hi)
+        hi = jnp.maximum(lax.stop_gradient(lam_max), tiny)
+        lo = smallest_eigenvalue_bound(L, diagonal, layout=layout)
+        lo = jnp.clip(lax.stop_gradient(lo), tiny, hi)
         low0, high0 = _polar_newton_range(jnp.sqrt(lo) / g, jnp.sqrt(hi) / g, 1.0)
         low0, high0 = (jnp.where(jnp.isfinite(x), x, 1.0) for x in (low0, high0))
 
     def body(c):
-        X, k, change, _, _, low, high = c
-        log_det_X, Y = _log_det_and_times_inverse_transpose(X, S)
-        if identity_spectrum is not None:
+        X, k, change, _, done_before, low, high = c
+        log_det_X, Y = layout.times_inverse_transpose(X, S)
+        if identity:
             # the tracked range says how far U is from orthogonal; near the answer μ = 1,
             # so that the convergence stays quadratic
             scaled = high > (1 + _NEWTON_RANGE_TOL) * low
@@ -652,7 +755,7 @@ def newton_phase(
         mu = lax.stop_gradient(mu)
         X_new = 0.5 * (mu * X + Y / mu)
         # (a non-finite entry makes the change non-finite: no separate pass over X_new)
-        new_change = jnp.linalg.norm(X_new - X) / jnp.linalg.norm(X_new)
+        new_change = _frobenius(X_new - X) / _frobenius(X_new)
         ok = jnp.isfinite(new_change)
         converged = ok & (new_change <= tol)
         # Unscaled, the change shrinks quadratically, or halves along singular directions;
@@ -669,11 +772,14 @@ def newton_phase(
         )
         done = ~ok | converged | stalled | (k + 1 >= max_steps)
         X = jnp.where(ok, X_new, X)
-        return X, k + ok.astype(k.dtype), new_change, converged, done, low, high
+        new = (X, k + ok.astype(k.dtype), new_change, converged, done, low, high)
+        if not batch:  # (one matrix: the loop ends with it)
+            return new
+        return jax.tree.map(lambda old, upd: jnp.where(done_before, old, upd), c, new)
 
     init = (X0, steps0, change0, converged0, done0, low0, high0)
-    X, steps, _, converged, *_ = lax.while_loop(lambda c: ~c[4], body, init)
-    return X, steps, converged
+    X, steps, _, converged, *_ = lax.while_loop(lambda c: jnp.any(~c[4]), body, init)
+    return X, steps, converged, psd
 
 
 def default_optimizer(
@@ -753,18 +859,12 @@ def iterative_factor(
     newton_steps = jnp.zeros((), jnp.int32)
     not_psd = converged = None
     if own_step and W is None and rank == n and not fixed_steps:
-        L = _psd_cholesky(after(S, X0), lam_max)
-        not_psd = ~cholesky_succeeded(L)
         # (the Newton step is the undamped step at the default learning rate ½ only)
         cap = jnp.where(opts.learning_rate == 0.5, jnp.minimum(opts.max_steps, NEWTON_MAX_STEPS), 0)
-        spectrum = None
-        if identity:
-            lam_lo = smallest_eigenvalue_bound(L)
-            spectrum = (lam_lo, lam_max)
-            X0 = after(X0, lam_lo)
-        X0, newton_steps, converged = newton_phase(
-            S, after(X0, L), L, cap, jnp.sqrt(opts.rtol), identity_spectrum=spectrum
+        X0, newton_steps, converged, psd = newton_phase(
+            after(S, X0), X0, lam_max, cap, jnp.sqrt(opts.rtol), identity=identity
         )
+        not_psd = ~psd
         opts = opts._replace(max_steps=opts.max_steps - newton_steps)
         # Final only once the residual confirms it (sub-resolution eigenvalues in float32
         # can end the phase above atol): one product, not a whole check of the damped loop

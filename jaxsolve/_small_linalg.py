@@ -101,22 +101,79 @@ def _cholesky_entries(a: jax.Array) -> tuple[list[list[jax.Array]], jax.Array]:
 
 
 def _cho_solve_rows(L: jax.Array, B: jax.Array) -> list[jax.Array]:
-    """Rows of X with L·Lᵀ·X = B for ``L`` (n, n, b) and ``B`` (n, m, b)."""
-    n = L.shape[0]
-    inv = [1 / L[i, i] for i in range(n)]
+    """Rows of X with L·Lᵀ·X = B for ``L`` (n, n, b), or its rows as nested lists of (b,)
+    vectors, and ``B`` (n, m, b)."""
+    n = len(L)
+    inv = [1 / L[i][i] for i in range(n)]
     y: list[jax.Array] = []
     for i in range(n):  # L·y = B
         s = B[i]
         for k in range(i):
-            s = s - L[i, k] * y[k]
+            s = s - L[i][k] * y[k]
         y.append(s * inv[i])
     x: list[jax.Array | None] = [None] * n
     for i in reversed(range(n)):  # Lᵀ·x = y
         s = y[i]
         for k in range(i + 1, n):
-            s = s - L[k, i] * x[k]
+            s = s - L[k][i] * x[k]
         x[i] = s * inv[i]
     return x  # type: ignore[return-value]
+
+
+def materialized(x: jax.Array) -> jax.Array:
+    """``x``, computed into a buffer of its own (outside ``vmap``). XLA:CPU otherwise keeps
+    a transposed array in its source's layout and folds the transpose into every consumer
+    fusion, each then reading it strided. A conditional is a boundary no fusion crosses;
+    its predicate reads one entry (true unless that entry is NaN, when the other branch
+    returns the same)."""
+    if x.size == 0:
+        return x
+    first = x.reshape(-1)[0]
+    return jax.lax.cond(first == first, lambda: x, lambda: x + 0)
+
+
+def cholesky_rows_batch_last(A: jax.Array) -> tuple[list[list[jax.Array]], jax.Array]:
+    """The unrolled Cholesky factor of a batch-last stack A (n, n, b), left as its rows
+    (``L[i][j]``, j <= i, each a (b,) vector: no stacking, which XLA fuses badly into
+    consumers that read it entry by entry), and the (b,) mask of successes."""
+    return _cholesky_entries(A)
+
+
+def cho_solve_vector_batch_last(L_rows: list[list[jax.Array]], v: jax.Array) -> jax.Array:
+    """(L·Lᵀ)⁻¹·v for the rows of batch-last lower factors (see
+    :func:`cholesky_rows_batch_last`) and vectors v (n, b)."""
+    return jnp.stack(_cho_solve_rows(L_rows, v[:, None, :]))[:, 0, :]
+
+
+def log_det_and_times_inverse_transpose_batch_last(
+    X: jax.Array, S: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """(log|det X|, S·X⁻ᵀ) for a batch-last stack X, S of shape (n, n, b), S symmetric:
+    Gaussian elimination WITHOUT pivoting on the rows of [X | S], then back substitution,
+    unrolled: S·X⁻ᵀ = (X⁻¹·S)ᵀ. Each step works on whole rows (2n, b) at once.
+
+    Only for X close to symmetric positive definite, where elimination without pivoting
+    is backward stable (full-rank precgd's Newton iterates from the identity start, which
+    are functions of S: see ``newton_phase``). A zero pivot gives inf/NaN in that matrix
+    only. Measured for 10,000 8×8 (float64, one thread): 4.5 ms, against 8.5 ms for LAPACK's
+    LU and two triangular solves per matrix; the same with partial pivoting by selects was
+    36 ms."""
+    n = X.shape[0]
+    rows = [jnp.concatenate([X[i], S[i]], axis=0) for i in range(n)]
+    log_det = jnp.zeros(X.shape[2:], X.dtype)
+    for j in range(n):
+        pivot = rows[j][j]
+        log_det = log_det + jnp.log(jnp.abs(pivot))
+        inv = 1 / pivot
+        for i in range(j + 1, n):
+            rows[i] = rows[i] - (rows[i][j] * inv) * rows[j]
+    z: list[jax.Array] = [rows[0][n:]] * n  # (placeholders; each set below)
+    for i in reversed(range(n)):
+        acc = rows[i][n:]
+        for k in range(i + 1, n):
+            acc = acc - rows[i][k] * z[k]
+        z[i] = acc / rows[i][i]
+    return log_det, jnp.swapaxes(jnp.stack(z), 0, 1)
 
 
 # --- public functions -----------------------------------------------------------------------

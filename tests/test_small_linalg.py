@@ -10,7 +10,10 @@ import jaxsolve
 from jaxsolve._small_linalg import (
     SMALL_N,
     cho_solve_lower,
+    cho_solve_vector_batch_last,
     cholesky_lower,
+    cholesky_rows_batch_last,
+    log_det_and_times_inverse_transpose_batch_last,
     small_cho_solve,
     small_cholesky,
     small_spd_solve,
@@ -251,3 +254,28 @@ def test_spd_solve_single_vmapped_broadcast_and_gradients(n):
             got, want = got + got.mT, want + want.mT
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-8, atol=1e-10)
     check_grads(lambda B: cho_solve_lower(cholesky_lower(G[0]), B), (B[0],), order=2)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_last_newton_kernels_match_numpy(n, dtype):
+    """The tiny-batch Newton loop's kernels, batch-last (n, n, b): S·X⁻ᵀ and log|det X| by
+    unpivoted elimination for X near SPD (the Newton iterates), and (L·Lᵀ)⁻¹·v from the
+    unrolled factor's rows."""
+    rng = np.random.default_rng(n)
+    S = random_spd(rng, (6,), n, cond=1e2)
+    X = S + 1e-2 * rng.standard_normal(S.shape)
+    last = lambda a: jnp.asarray(np.moveaxis(a, 0, -1).astype(dtype))  # noqa: E731
+    log_det, Y = jax.jit(log_det_and_times_inverse_transpose_batch_last)(last(X), last(S))
+    Y_ref = S @ np.linalg.inv(np.swapaxes(X, -1, -2))
+    tol = 1e3 * np.finfo(dtype).eps
+    np.testing.assert_allclose(
+        np.moveaxis(np.asarray(Y), -1, 0), Y_ref, atol=tol * np.abs(Y_ref).max()
+    )
+    np.testing.assert_allclose(log_det, np.linalg.slogdet(X)[1], atol=tol * n)
+    rows, ok = cholesky_rows_batch_last(last(S))
+    assert bool(np.all(ok))
+    v = rng.standard_normal((6, n))
+    w = cho_solve_vector_batch_last(rows, jnp.asarray(v.T.astype(dtype)))
+    w_ref = np.linalg.solve(S, v[..., None])[..., 0]
+    np.testing.assert_allclose(np.asarray(w).T, w_ref, rtol=0, atol=tol * 1e2 * np.abs(w_ref).max())
