@@ -1,4 +1,6 @@
-"""Cholesky factor and SPD solve for big batches of tiny matrices, as unrolled jnp code.
+"""Cholesky factor and SPD solve for big batches of tiny matrices, as unrolled jnp code (and
+the kernels of full-rank precgd's batch-last Newton loop: an unpivoted elimination for
+S·X⁻ᵀ, and solves with the factor's rows).
 
 On XLA CPU, ``jnp.linalg.cholesky`` and ``jax.scipy.linalg.cho_solve`` on a batch of tiny
 matrices make one LAPACK call per matrix. Here the factorisation is written as straight-line
