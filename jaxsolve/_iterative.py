@@ -31,6 +31,7 @@ from ._small_linalg import (
     cho_solve_vector_batch_last,
     cholesky_lower,
     cholesky_rows_batch_last,
+    gram_residual_norm_batch_last,
     log_det_and_times_inverse_transpose_batch_last,
     materialized,
     spd_solve,
@@ -191,10 +192,13 @@ def identity_start(S: jax.Array, lam_max: jax.Array) -> jax.Array:
     α² = tr(S)/N, the mean eigenvalue, sits inside the spectrum and saves 1–4 steps over
     α² = λ_max on spread spectra (measured: 15 → 13 steps at κ = 1e4, N = 256; 11 → 9 for
     8×8 at κ = 100). λ_max where the trace is not positive."""
-    n = S.shape[-1]
-    mean = jnp.trace(S) / max(n, 1)
-    scale_sq = jnp.where(mean > 0, mean, jnp.maximum(lam_max, 0.0))
-    return jnp.sqrt(scale_sq) * jnp.eye(n, dtype=S.dtype)
+    return identity_scale(S, lam_max) * jnp.eye(S.shape[-1], dtype=S.dtype)
+
+
+def identity_scale(S: jax.Array, lam_max: jax.Array) -> jax.Array:
+    """α of :func:`identity_start` (0 only where λ_max and the trace are)."""
+    mean = jnp.trace(S) / max(S.shape[-1], 1)
+    return jnp.sqrt(jnp.where(mean > 0, mean, jnp.maximum(lam_max, 0.0)))
 
 
 def _gaussian_scale(n: int, lam_max: jax.Array) -> jax.Array:
@@ -568,6 +572,7 @@ class _Layout(NamedTuple):
     cholesky: Callable[[jax.Array], tuple[Any, jax.Array, jax.Array]]
     cho_solve_vector: Callable[[Any, jax.Array], jax.Array]  # (L, v) → (L·Lᵀ)⁻¹·v
     times_inverse_transpose: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+    residual_norm: Callable[[jax.Array, jax.Array], jax.Array]  # (X, S) → ‖X·Xᵀ − S‖_F
 
 
 def _one_matrix_cholesky(S):
@@ -584,11 +589,13 @@ _ONE_MATRIX = _Layout(
     _one_matrix_cholesky,
     lambda L, v: cho_solve_lower(L, v[:, None])[:, 0],
     _log_det_and_times_inverse_transpose,
+    lambda X, S: jnp.linalg.norm(X @ X.T - S),
 )
 _BATCH_LAST = _Layout(
     _batch_last_cholesky,
     cho_solve_vector_batch_last,
     log_det_and_times_inverse_transpose_batch_last,
+    gram_residual_norm_batch_last,
 )
 
 
@@ -634,15 +641,18 @@ def smallest_eigenvalue_bound(
 
 def newton_phase(
     S: jax.Array,
-    X0: jax.Array,
+    start: jax.Array,
     lam_max: jax.Array,
     max_steps: jax.Array,
     tol: jax.Array,
+    atol: jax.Array,
     *,
     identity: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """Full-rank precgd's first phase: the PSD check, then ScaledGD's undamped step at
-    η = ½, with scaling. Returns (X, steps taken, converged, psd).
+    η = ½, with scaling, from X0 = ``start`` (or α·I for ``identity``, ``start`` = α).
+    Returns (X, steps taken, converged, psd); converged means the relative residual is at
+    most ``atol`` too.
 
     The PSD check is the Cholesky factor L of S + tol·λ_max·I (``lam_max`` an estimate of
     λ_max(S) from below); ``psd`` says it succeeded (S has no eigenvalue below −tol·λ_max).
@@ -656,7 +666,7 @@ def newton_phase(
     S. Steps far from the answer are taken from μ·X (scaling, Kenney & Laub 1992), which
     centres U's singular values on 1.
 
-    ``identity`` (static): X0 is a multiple α·I (the default start). Its first step is then
+    ``identity`` (static): X0 = α·I (the default start). Its first step is then
     ½·(g·I + S/g), g = det(S)^(1/2N) (μ·α = g whatever α), with no LU. From there every
     iterate is a function of S, so the range [a, b] of U's singular values follows from
     λ_max and a bound on λ_min (:func:`smallest_eigenvalue_bound`) by the scalar map
@@ -672,9 +682,10 @@ def newton_phase(
     takes at most ``max_steps`` steps, and stops after a step that changed X by at most
     ``tol`` (relative; the error after it is about that squared), once the change stops
     shrinking (the rounding floor, see ``_NEWTON_STALL``), or before a step that would turn
-    X non-finite. ``converged`` (the first of these) lets the caller skip the damped loop
-    once the residual confirms it; otherwise the damped loop starts from the result and
-    finishes the job (sub-resolution or chaotic directions, or the step cap).
+    X non-finite. ``converged`` (the first of these, once the residual confirms it: in
+    float32 sub-resolution eigenvalues can end the phase above atol) lets the caller skip
+    the damped loop; otherwise the damped loop starts from the result and finishes the job
+    (sub-resolution or chaotic directions, or the step cap).
 
     Per matrix, and ``vmap``-ped by ``solve``: a batch of n ≤ SMALL_N matrices from the
     identity start runs as one batch-last loop (see _small_linalg): the factor stays in
@@ -685,8 +696,8 @@ def newton_phase(
     loop = functools.partial(_newton_loop, identity=identity)
 
     @jax.custom_batching.custom_vmap
-    def phase(S, start, lam_max, max_steps, tol):
-        return loop(S, start, lam_max, max_steps, tol, layout=_ONE_MATRIX)
+    def phase(S, start, lam_max, max_steps, tol, atol):
+        return loop(S, start, lam_max, max_steps, tol, atol, layout=_ONE_MATRIX)
 
     @phase.def_vmap
     def _phase_batched(axis_size, in_batched, *args):
@@ -701,12 +712,11 @@ def newton_phase(
         return jax.vmap(functools.partial(loop, layout=_ONE_MATRIX))(*args), (True,) * 4
 
     as_array = functools.partial(jnp.asarray, dtype=S.dtype)
-    # (from the identity start X0 = α·I travels as α: no N×N copy to lay out batch-last)
-    start = X0[0, 0] if identity else X0
-    return phase(S, start, as_array(lam_max), jnp.asarray(max_steps), as_array(tol))
+    numbers = (as_array(lam_max), jnp.asarray(max_steps), as_array(tol), as_array(atol))
+    return phase(S, as_array(start), *numbers)
 
 
-def _newton_loop(S, start, lam_max, max_steps, tol, *, identity: bool, layout: _Layout):
+def _newton_loop(S, start, lam_max, max_steps, tol, atol, *, identity: bool, layout: _Layout):
     """:func:`newton_phase` on matrices stored as ``layout`` says (matrix axes first), every
     per-matrix number of shape ``S.shape[2:]``; ``start`` is X0, or α for the identity start."""
     n, batch = S.shape[0], S.shape[2:]
@@ -779,7 +789,9 @@ def _newton_loop(S, start, lam_max, max_steps, tol, *, identity: bool, layout: _
 
     init = (X0, steps0, change0, converged0, done0, low0, high0)
     X, steps, _, converged, *_ = lax.while_loop(lambda c: jnp.any(~c[4]), body, init)
-    return X, steps, converged, psd
+    S_norm = _frobenius(S)
+    residual = layout.residual_norm(X, S) / jnp.where(S_norm > 0, S_norm, 1.0)
+    return X, steps, converged & (residual <= atol), psd
 
 
 def default_optimizer(
@@ -829,19 +841,23 @@ def iterative_factor(
     else:
         lam_min, lam_max = lanczos_extremes(S)
     lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
+    custom_optimizer = optimizer is not None
+    own_step = method == "precgd" and not custom_optimizer
+    newton = own_step and W is None and rank == n and not fixed_steps
     identity = X0 is None and method == "precgd" and rank == n
     if X0 is None:
-        if method == "precgd":
-            X0 = identity_start(S, lam_max)
-        else:
+        if method == "gd":
             X0 = random_init(S, rank, key, lam_max)
-    # X = 0 is a saddle of f (a sketch that finds no positive part, or a given x0 = 0):
-    # gradient and step vanish there, so it would pass for converged. Nudge it, along a
-    # Gaussian direction that is a constant of the program (no random numbers drawn at
-    # run time for the many starts that need no nudge).
-    direction = np.random.default_rng(0x0DD6E).standard_normal((n, rank)).astype(S.dtype)
-    X0 = jnp.where(jnp.any(X0 != 0), X0, 1e-3 * _gaussian_scale(n, lam_max) * direction)
-    custom_optimizer = optimizer is not None
+        elif not (identity and newton):  # (the Newton phase takes α, X0 = α·I)
+            X0 = identity_start(S, lam_max)
+    if X0 is not None:
+        # X = 0 is a saddle of f (a sketch that finds no positive part, or a given x0 = 0):
+        # gradient and step vanish there, so it would pass for converged. Nudge it, along a
+        # Gaussian direction that is a constant of the program (no random numbers drawn at
+        # run time for the many starts that need no nudge). (α·I is 0 only where λ_max is,
+        # and so is the nudge.)
+        direction = np.random.default_rng(0x0DD6E).standard_normal((n, rank)).astype(S.dtype)
+        X0 = jnp.where(jnp.any(X0 != 0), X0, 1e-3 * _gaussian_scale(n, lam_max) * direction)
     if optimizer is None:
         lr = opts.learning_rate
         if method == "gd":
@@ -854,23 +870,26 @@ def iterative_factor(
         optimizer = optax.chain(scaled_gradient(), optimizer)
     # The LAPACK calls of the estimates, the loop and the PSD check run one after another
     # (see _sequence).
-    X0 = after(X0, lam_min, lam_max)
-    own_step = method == "precgd" and not custom_optimizer
     newton_steps = jnp.zeros((), jnp.int32)
     not_psd = converged = None
-    if own_step and W is None and rank == n and not fixed_steps:
+    if newton:
+        start = identity_scale(S, lam_max) if X0 is None else X0
+        start = after(start, lam_min, lam_max)
         # (the Newton step is the undamped step at the default learning rate ½ only)
         cap = jnp.where(opts.learning_rate == 0.5, jnp.minimum(opts.max_steps, NEWTON_MAX_STEPS), 0)
         X0, newton_steps, converged, psd = newton_phase(
-            after(S, X0), X0, lam_max, cap, jnp.sqrt(opts.rtol), identity=identity
+            after(S, start),
+            start,
+            lam_max,
+            cap,
+            jnp.sqrt(opts.rtol),
+            opts.atol,
+            identity=X0 is None,
         )
         not_psd = ~psd
         opts = opts._replace(max_steps=opts.max_steps - newton_steps)
-        # Final only once the residual confirms it (sub-resolution eigenvalues in float32
-        # can end the phase above atol): one product, not a whole check of the damped loop
-        # (which a batch, where lax.cond computes both branches, would pay in full).
-        rel = _dense_residual(X0, S, None, _masked_norm(S, None), precision)[1]
-        converged = converged & (rel <= opts.atol)
+    else:
+        X0 = after(X0, lam_min, lam_max)
     X, status, steps = run_descent(
         S,
         W,

@@ -24,7 +24,9 @@ shape, in float32 and float64.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 
 import jax
 import jax.numpy as jnp
@@ -145,6 +147,18 @@ def cho_solve_vector_batch_last(L_rows: list[list[jax.Array]], v: jax.Array) -> 
     """(L·Lᵀ)⁻¹·v for the rows of batch-last lower factors (see
     :func:`cholesky_rows_batch_last`) and vectors v (n, b)."""
     return jnp.stack(_cho_solve_rows(L_rows, v[:, None, :]))[:, 0, :]
+
+
+def gram_residual_norm_batch_last(X: jax.Array, S: jax.Array) -> jax.Array:
+    """‖X·Xᵀ − S‖_F for batch-last stacks X, S (n, n, b), S symmetric (its lower triangle
+    is read), unrolled: (b,)."""
+    n = X.shape[0]
+    total = jnp.zeros(X.shape[2:], X.dtype)
+    for i in range(n):
+        for j in range(i + 1):
+            r = functools.reduce(operator.add, [X[i, k] * X[j, k] for k in range(n)]) - S[i, j]
+            total = total + (r * r if i == j else 2 * r * r)
+    return jnp.sqrt(total)
 
 
 def log_det_and_times_inverse_transpose_batch_last(
