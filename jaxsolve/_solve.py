@@ -395,9 +395,10 @@ def solve(
               step outside the column space of X), spectral start; its step count does not
               grow with the condition number. Full rank on PSD input, without a mask or
               ``optimizer`` and at the default learning rate ½: first the undamped step
-              computed as ½·(X + C·X⁻ᵀ) (one LU; Newton's polar iteration with
-              determinant-scaled first steps, 5–10 steps for κ = 10…1e12), then the damped
-              loop if anything is left. Not with ``fixed_steps`` (the damped loop only).
+              computed as ½·(X + C·X⁻ᵀ) (one LU; Newton's polar iteration, scaled: from
+              the default start by the tracked spread of singular values, 5–8 steps for
+              κ = 10…1e16; from a given ``x0`` by determinant scaling of its first steps),
+              then the damped loop if anything is left. Not with ``fixed_steps`` (the damped loop only).
               Its scaled first steps overshoot before they converge: capped at 1–3 steps
               (``max_steps``), X·Xᵀ can be farther from C than the start was.
             - ``"auto"``: Cholesky where it succeeds, else eigh; precgd when a mask is given.
