@@ -694,12 +694,24 @@ def newton_phase(
     they are.
     """
     loop = functools.partial(_newton_loop, identity=identity)
+    one_matrix = functools.partial(loop, layout=_ONE_MATRIX)
+
+    # Differentiated as the plain per-matrix loop: forward mode works as for any
+    # while_loop, and reverse mode fails with JAX's while_loop message (the batching rule
+    # below has no derivative of its own).
+    @jax.custom_jvp
+    def phase(*args):
+        return batchable(*args)
+
+    @phase.defjvp
+    def _phase_jvp(primals, tangents):
+        return jax.jvp(one_matrix, primals, tangents)
 
     @jax.custom_batching.custom_vmap
-    def phase(S, start, lam_max, max_steps, tol, atol):
-        return loop(S, start, lam_max, max_steps, tol, atol, layout=_ONE_MATRIX)
+    def batchable(*args):
+        return one_matrix(*args)
 
-    @phase.def_vmap
+    @batchable.def_vmap
     def _phase_batched(axis_size, in_batched, *args):
         args = [
             a if batched else jnp.broadcast_to(a, (axis_size, *a.shape))
@@ -709,7 +721,7 @@ def newton_phase(
             S_last = materialized(jnp.moveaxis(args[0], 0, -1))
             X, steps, converged, psd = loop(S_last, *args[1:], layout=_BATCH_LAST)
             return (jnp.moveaxis(X, -1, 0), steps, converged, psd), (True,) * 4
-        return jax.vmap(functools.partial(loop, layout=_ONE_MATRIX))(*args), (True,) * 4
+        return jax.vmap(one_matrix)(*args), (True,) * 4
 
     as_array = functools.partial(jnp.asarray, dtype=S.dtype)
     numbers = (as_array(lam_max), jnp.asarray(max_steps), as_array(tol), as_array(atol))

@@ -398,9 +398,10 @@ def solve(
               computed as ½·(X + C·X⁻ᵀ) (one LU; Newton's polar iteration, scaled: from
               the default start by the tracked spread of singular values, 5–8 steps for
               κ = 10…1e16; from a given ``x0`` by determinant scaling of its first steps),
-              then the damped loop if anything is left. Not with ``fixed_steps`` (the damped loop only).
-              Its scaled first steps overshoot before they converge: capped at 1–3 steps
-              (``max_steps``), X·Xᵀ can be farther from C than the start was.
+              then the damped loop if anything is left. Not with ``fixed_steps`` (the
+              damped loop only). Its scaled first steps overshoot before they converge:
+              capped at 1–3 steps (``max_steps``), X·Xᵀ can be farther from C than the
+              start was.
             - ``"auto"``: Cholesky where it succeeds, else eigh; precgd when a mask is given.
         rank: static. Number of columns k of X (default N). ``eigh`` keeps the top-k
             eigenpairs, the Frobenius-optimal rank-k factor; ``cholesky`` needs k = N. The
