@@ -857,10 +857,12 @@ def iterative_factor(
     own_step = method == "precgd" and not custom_optimizer
     newton = own_step and W is None and rank == n and not fixed_steps
     identity = X0 is None and method == "precgd" and rank == n
+    # (the Newton phase from the identity start takes α itself, not the N×N α·I)
+    alpha_only = identity and newton
     if X0 is None:
         if method == "gd":
             X0 = random_init(S, rank, key, lam_max)
-        elif not (identity and newton):  # (the Newton phase takes α, X0 = α·I)
+        elif not alpha_only:
             X0 = identity_start(S, lam_max)
     if X0 is not None:
         # X = 0 is a saddle of f (a sketch that finds no positive part, or a given x0 = 0):
@@ -885,7 +887,7 @@ def iterative_factor(
     newton_steps = jnp.zeros((), jnp.int32)
     not_psd = converged = None
     if newton:
-        start = identity_scale(S, lam_max) if X0 is None else X0
+        start = identity_scale(S, lam_max) if alpha_only else X0
         start = after(start, lam_min, lam_max)
         # (the Newton step is the undamped step at the default learning rate ½ only)
         cap = jnp.where(opts.learning_rate == 0.5, jnp.minimum(opts.max_steps, NEWTON_MAX_STEPS), 0)
@@ -896,7 +898,7 @@ def iterative_factor(
             cap,
             jnp.sqrt(opts.rtol),
             opts.atol,
-            identity=X0 is None,
+            identity=alpha_only,
         )
         not_psd = ~psd
         opts = opts._replace(max_steps=opts.max_steps - newton_steps)

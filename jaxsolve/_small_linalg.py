@@ -183,13 +183,13 @@ def log_det_and_times_inverse_transpose_batch_last(
         inv = 1 / pivot
         for i in range(j + 1, n):
             rows[i] = rows[i] - (rows[i][j] * inv) * rows[j]
-    z: list[jax.Array] = [rows[0][n:]] * n  # (placeholders; each set below)
+    z: list[jax.Array | None] = [None] * n
     for i in reversed(range(n)):
         acc = rows[i][n:]
         for k in range(i + 1, n):
             acc = acc - rows[i][k] * z[k]
         z[i] = acc / rows[i][i]
-    return log_det, jnp.swapaxes(jnp.stack(z), 0, 1)
+    return log_det, jnp.swapaxes(jnp.stack(z), 0, 1)  # type: ignore[arg-type]
 
 
 # --- public functions -----------------------------------------------------------------------
