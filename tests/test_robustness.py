@@ -279,3 +279,34 @@ def test_uniform_mask_weight_is_the_same_problem(weight):
     sol = jaxsolve.solve(C, mask=weight * np.ones((6, 6)), method="precgd")
     assert int(sol.status) == Status.SUCCESS
     assert float(sol.residual) < 1e-10
+
+
+# --- the checks' two forms: unrolled over entries (tiny N) and as reductions ---------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 2, 3, 8])
+def test_entry_sums_equal_array_sums_and_numpy(n, dtype):
+    from jaxsolve._solve import _array_sums, _entry_sums
+
+    rng = np.random.default_rng(n)
+    C = rng.standard_normal((5, n, n)).astype(dtype)
+    C[1] = C[1] + C[1].T  # symmetric: skew exactly 0
+    C[2, 0, n - 1] = np.nan
+    C[3, n - 1, 0] = np.inf
+    C[4] *= 1e-3
+    C64 = C.astype(np.float64)
+    skew = (C64 - np.swapaxes(C64, -1, -2)) / 2
+    expected = (
+        np.max(np.abs(C64), axis=(-2, -1)),
+        np.sum(skew * skew, axis=(-2, -1)),
+        np.sum(C64 * C64, axis=(-2, -1)),
+    )
+    for sums in (_entry_sums, _array_sums):
+        got = jax.jit(sums)(C)
+        for value, want in zip(got, expected, strict=True):
+            ok = np.isfinite(want)
+            np.testing.assert_allclose(np.asarray(value)[ok], want[ok], rtol=10 * eps(dtype))
+            # NaN and Inf entries show as non-finite sums or maxima (what exact_checks reads)
+        assert not np.isfinite(np.asarray(got[2])[2]) and not np.isfinite(np.asarray(got[0])[3])
+    assert float(jax.jit(_entry_sums)(C)[1][1]) == 0.0
