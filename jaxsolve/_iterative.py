@@ -252,13 +252,20 @@ def _residual_and_gradient(X, S, W, S_norm, probe, precision):
         gram = jnp.matmul(X.T, X, precision=precision)
         grad = jnp.matmul(X, gram, precision=precision) - SX
         res_sq = jnp.sum(gram * gram) - 2 * jnp.sum(X * SX) + S_norm**2
-        abs_res = jnp.sqrt(jnp.maximum(res_sq, 0.0))
+        abs_res = safe_sqrt(res_sq)
         R_probe = X @ (X.T @ probe) - Sp
         rel = _relative(abs_res, S_norm)
     else:
         WR, rel = _dense_residual(X, S, W, S_norm, precision)
         R_probe, grad = _dense_gradient(WR, X, probe, precision)
     return rel, R_probe, grad
+
+
+def _norm(A: jax.Array) -> jax.Array:
+    """‖A‖_F with derivative 0, not NaN (0·∞), at A = 0. A loop differentiated in reverse
+    carries every norm's derivative, also of those only compared against a tolerance, and
+    a solve that converges exactly (a residual of 0) would otherwise give NaN gradients."""
+    return safe_sqrt(jnp.sum(A * A))
 
 
 def _relative(abs_res, S_norm):
@@ -269,7 +276,7 @@ def _dense_residual(X, S, W, S_norm, precision):
     """W∘R with R = X·Xᵀ − S formed (N×N), and the relative residual."""
     R = jnp.matmul(X, X.T, precision=precision) - S
     WR = R if W is None else W * R
-    return WR, _relative(jnp.sqrt(jnp.sum(R * WR)), S_norm)
+    return WR, _relative(safe_sqrt(jnp.sum(R * WR)), S_norm)
 
 
 def _dense_gradient(WR, X, probe, precision):
@@ -291,13 +298,13 @@ def product_change_norm(step, X, precision=None, *, factored: bool = False) -> j
         AtA = jnp.matmul(step.T, step, precision=precision)
         BtB = jnp.matmul(X.T, X, precision=precision)
         sq = 2 * jnp.sum(AtA * BtB) + 2 * jnp.sum(AtB * AtB.T)
-        return jnp.sqrt(jnp.maximum(sq, 0.0))
+        return safe_sqrt(sq)
     change = jnp.matmul(step, X.T, precision=precision)
-    return jnp.linalg.norm(change + change.T)
+    return _norm(change + change.T)
 
 
 def _masked_norm(S, W):
-    return jnp.sqrt(jnp.sum(S * S if W is None else W * S * S))
+    return safe_sqrt(jnp.sum(S * S if W is None else W * S * S))
 
 
 def run_descent(
@@ -341,7 +348,7 @@ def run_descent(
 
     def exact_relative_residual(X):
         R = jnp.matmul(X, X.T, precision=precision) - S
-        return jnp.sqrt(jnp.sum(R * R)) / jnp.where(S_norm > 0, S_norm, 1.0)
+        return _norm(R) / jnp.where(S_norm > 0, S_norm, 1.0)
 
     def product_change(step, X):
         return product_change_norm(step, X, precision, factored=factored)
@@ -375,7 +382,7 @@ def run_descent(
     def decide(X, rel, R_probe, grad, probe, opt_state, prev_rel, start):
         # ‖R‖₂ by one power step an iteration, warm-started: R changes slowly, so the probe
         # tracks its top eigenvector at O(N²) a step. PrecGD's damping uses it.
-        spectral = jnp.linalg.norm(R_probe)
+        spectral = _norm(R_probe)
         probe = jnp.where(
             spectral > tiny, R_probe / jnp.where(spectral > tiny, spectral, 1.0), probe
         )
@@ -387,9 +394,9 @@ def run_descent(
         # is tiny along the small directions of an ill-conditioned X.
         # (plus a floor at the scale of sqrt(‖S‖), so that X → 0 — the answer for a
         # negative semidefinite S — counts as stationary)
-        x_norm = jnp.linalg.norm(X) + jnp.finfo(S.dtype).eps * jnp.sqrt(S_norm)
-        small_step = jnp.linalg.norm(updates) <= opts.rtol * x_norm
-        small_grad = jnp.linalg.norm(grad) <= opts.rtol * S_norm * x_norm
+        x_norm = _norm(X) + jnp.finfo(S.dtype).eps * safe_sqrt(S_norm)
+        small_step = _norm(updates) <= opts.rtol * x_norm
+        small_grad = _norm(grad) <= opts.rtol * S_norm * x_norm
         # Or: the residual has stopped moving. Along the eigenvectors of eigenvalues near
         # zero (clipped negative ones included) X converges slowly while the product X·Xᵀ,
         # the objective and the residual have long converged; that is confirmed below by

@@ -647,3 +647,66 @@ def test_large_single_matrix_gradient_is_that_of_the_symmetric_part():
     batched = grad(jnp.asarray(C), True)
     np.testing.assert_allclose(np.asarray(single), np.asarray(single).T, atol=1e-12)
     np.testing.assert_allclose(np.asarray(single), np.asarray(batched), atol=1e-9)
+
+
+# --- big batches run in chunks on CPU (see _solve._over_matrices) --------------------------
+
+
+def _mixed_batch(n, count, seed=0):
+    rng = np.random.default_rng(seed)
+    C = np.stack([jaxsolve.random_psd(n, cond=10.0 ** (i % 5), seed=i) for i in range(count)])
+    C[1] = C[1] - 2 * np.eye(n) * np.abs(C[1]).max()  # indefinite
+    C[2, 0, 1] = np.nan
+    C[4] = C[4] + 0.1 * rng.standard_normal((n, n))  # not symmetric
+    return C
+
+
+@pytest.mark.parametrize("method", ["precgd", "gd"])
+def test_chunked_batch_equals_whole_batch(method, monkeypatch):
+    """7 matrices in chunks of 3 (padded by 2) give what one vmapped batch gives, status,
+    steps and X·Xᵀ, with a mask and an x0 passed through the chunks too."""
+    import jaxsolve._solve as solve_module
+
+    n, count = 4, 7
+    C = _mixed_batch(n, count)
+    mask = np.ones((count, n, n))
+    mask[:, 0, 3] = mask[:, 3, 0] = 0
+    options = dict(method=method, mask=mask, x0=np.tile(np.eye(n), (count, 1, 1)), max_steps=3000)
+    whole = jax.jit(functools.partial(jaxsolve.solve, **options))(C)
+    monkeypatch.setattr(solve_module, "_CHUNK_ENTRIES", 3 * n * n)
+    assert solve_module._chunk_size(n) == 3
+    chunked = jax.jit(functools.partial(jaxsolve.solve, **options))(C)
+    np.testing.assert_array_equal(np.asarray(chunked.status), np.asarray(whole.status))
+    np.testing.assert_array_equal(np.asarray(chunked.steps), np.asarray(whole.steps))
+    finite = np.isfinite(np.asarray(whole.residual))
+    assert finite.sum() == count - 1 and not np.isfinite(np.asarray(chunked.residual)[2])
+    np.testing.assert_allclose(gram(chunked.X)[finite], gram(whole.X)[finite], atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(chunked.residual)[finite], np.asarray(whole.residual)[finite], atol=1e-14
+    )
+
+
+def test_fixed_steps_gradient_finite_where_the_solve_converges_exactly(monkeypatch):
+    """A small solve that reaches a residual of exactly 0 (matrix 3 below) kept taking
+    norms of zero: their derivative, ∞·0, made the whole gradient NaN. Checked against
+    finite differences, and through the chunked batch path too."""
+    import jaxsolve._solve as solve_module
+
+    n, count = 3, 5
+    C = np.stack([jaxsolve.random_psd(n, cond=10.0, seed=i) for i in range(count)])
+
+    def loss(C):
+        X = jaxsolve.solve(C, method="precgd", fixed_steps=True, max_steps=30).X
+        return jnp.sum(jnp.sin(X @ jnp.swapaxes(X, -1, -2)))
+
+    exact = jaxsolve.solve(C[3], method="precgd", fixed_steps=True, max_steps=30)
+    assert float(exact.residual) == 0.0
+    whole = np.asarray(jax.jit(jax.grad(loss))(C))
+    assert np.all(np.isfinite(whole))
+    D = np.random.default_rng(5).standard_normal(C.shape)
+    D = D + np.swapaxes(D, -1, -2)
+    fd = directional_fd(jax.jit(loss), C, D, h=1e-6)
+    np.testing.assert_allclose(np.sum(whole * D), fd, rtol=1e-6)
+    monkeypatch.setattr(solve_module, "_CHUNK_ENTRIES", 2 * n * n)
+    chunked = np.asarray(jax.jit(jax.grad(loss))(C))
+    np.testing.assert_allclose(chunked, whole, rtol=1e-10, atol=1e-12)
