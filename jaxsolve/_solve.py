@@ -371,8 +371,8 @@ def _over_matrices(fn, *flat_args, chunk: int | None = None):
     An iterative solve keeps about a dozen batch-sized arrays alive; above 32 MiB, glibc
     serves XLA:CPU's temporary buffer by a fresh ``mmap`` on every call, and touching its
     pages first costs more than the arithmetic: 10,000 8×8 precgd solves (55 MB of
-    temporaries) took 60 ms whole and 27–33 ms in chunks of 2,000–2,500 (12–15 MB),
-    measured in one process. Each chunk's loop also stops at its own slowest matrix."""
+    temporaries) took 60 ms whole and 26 ms in five chunks of 2,000 (11 MB), measured in
+    one process. Each chunk's loop also stops at its own slowest matrix."""
     count = flat_args[0].shape[0]
     if count == 1:
         single = fn(*(None if a is None else jax.tree.map(lambda x: x[0], a) for a in flat_args))
