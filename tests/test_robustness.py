@@ -308,6 +308,6 @@ def test_entry_sums_equal_array_sums_and_numpy(n, dtype):
         for value, want in zip(got, expected, strict=True):
             ok = np.isfinite(want)
             np.testing.assert_allclose(np.asarray(value)[ok], want[ok], rtol=10 * eps(dtype))
-            # NaN and Inf entries show as non-finite sums or maxima (what exact_checks reads)
+        # NaN and Inf entries show as non-finite sums or maxima (what exact_checks reads)
         assert not np.isfinite(np.asarray(got[2])[2]) and not np.isfinite(np.asarray(got[0])[3])
     assert float(jax.jit(_entry_sums)(C)[1][1]) == 0.0
