@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
 from typing import Any, NamedTuple
 
 import jax
@@ -24,7 +23,6 @@ from ._checks import (
 )
 from ._closed_form import CLOSED_FORMS, symmetric_part, weighted_symmetric_part
 from ._iterative import ITERATIVE_METHODS, IterOptions, iterative_factor
-from ._small_linalg import use_small
 from ._solution import Solution, Status, worst_status
 
 METHODS = (*CLOSED_FORMS, *ITERATIVE_METHODS)
@@ -154,27 +152,12 @@ class Checks(NamedTuple):
     h: jax.Array  # power_of_two_scale: C·h² has its largest entries near 1
 
 
-def _array_sums(C: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _raw_sums(C: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(max |c|, ‖(C − Cᵀ)/2‖², ‖C‖²) of each matrix of C (..., N, N), as reductions."""
     skew = C - jnp.swapaxes(C, -1, -2)
     # the ¼ applied to the sums: inside, XLA:CPU materialises the constant as a whole array
     skew_sq = jnp.sum(skew * skew, axis=(-2, -1)) * 0.25
     return jnp.max(jnp.abs(C), axis=(-2, -1)), skew_sq, jnp.sum(C * C, axis=(-2, -1))
-
-
-def _entry_sums(C: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """:func:`_array_sums` for tiny N (``use_small``), unrolled over the N² entries: each
-    operation works on one entry of every matrix, and XLA:CPU computes the three in one
-    pass over C, where the reductions take a transposed copy of C and three passes."""
-    n = C.shape[-1]
-    entry = [[C[..., i, j] for j in range(n)] for i in range(n)]
-    flat = [e for row in entry for e in row]
-    largest = functools.reduce(jnp.maximum, [jnp.abs(e) for e in flat])
-    norm_sq = functools.reduce(operator.add, [e * e for e in flat])
-    skew = [entry[i][j] - entry[j][i] for i in range(n) for j in range(i)]
-    # each pair (i, j), (j, i) holds ((c_ij − c_ji)/2)² twice
-    skew_sq = functools.reduce(operator.add, [d * d for d in skew], jnp.zeros_like(norm_sq))
-    return largest, skew_sq * 0.5, norm_sq
 
 
 def exact_checks(C: jax.Array) -> Checks:
@@ -186,8 +169,7 @@ def exact_checks(C: jax.Array) -> Checks:
     float32), where its sums could under- or overflow, is C read again with h² folded in:
     decided once for the whole batch (``lax.cond``), so an ordinary batch pays no second,
     dependent pass."""
-    sums = _entry_sums if use_small(C.shape[-1]) else _array_sums
-    largest, raw_skew, raw_norm = sums(C)
+    largest, raw_skew, raw_norm = _raw_sums(C)
     finite = jnp.isfinite(largest) & ~jnp.isnan(raw_norm)
     h = power_of_two_scale(jnp.where(finite, largest, 0.0))
     h2 = h * h
@@ -196,7 +178,7 @@ def exact_checks(C: jax.Array) -> Checks:
     skew_sq, norm_sq = lax.cond(
         jnp.all(moderate),
         lambda: (raw_skew * h2 * h2, raw_norm * h2 * h2),
-        lambda: sums(C * h2[..., None, None])[1:],
+        lambda: _raw_sums(C * h2[..., None, None])[1:],
     )
     return Checks(finite, skew_sq, norm_sq, h)
 
