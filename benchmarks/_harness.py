@@ -63,6 +63,7 @@ class Timing:
     ratio: float  # median over rounds of time / baseline time in the same round
     times_s: list[float]
     output: Any = dataclasses.field(repr=False, default=None)
+    calls_per_round: int = 1  # back-to-back calls per timed round (see time_interleaved)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -99,25 +100,45 @@ def compile_candidate(c: Candidate) -> tuple[Callable[[], Any], float, Any]:
     return (lambda: compiled(*c.args)), compile_s, out
 
 
+def _calls_per_round(call: Callable[[], Any], min_round_s: float, most: int = 1000) -> int:
+    """How many back-to-back calls make a round of at least ``min_round_s`` (1 for a call
+    that long already): one call of a few microseconds is below what a single timer read
+    resolves on a busy machine."""
+    start = time.perf_counter()
+    _block(call())
+    once = time.perf_counter() - start
+    return max(1, min(most, math.ceil(min_round_s / max(once, 1e-7))))
+
+
 def time_interleaved(
-    candidates: Sequence[Candidate], *, rounds: int = 5, baseline: str | None = None
+    candidates: Sequence[Candidate],
+    *,
+    rounds: int = 5,
+    baseline: str | None = None,
+    min_round_s: float = 2e-3,
 ) -> dict[str, Timing]:
     """Compile and warm up every candidate, then time ``rounds`` rounds in which each
     candidate runs once (the order rotates from round to round). Returns a :class:`Timing`
     per candidate with the median time and the median of per-round ratios to ``baseline``
-    (default: the first candidate)."""
+    (default: the first candidate).
+
+    A round of a call shorter than ``min_round_s`` runs the call several times back to back
+    (each blocked until ready, so it is latency, not pipelined throughput) and records the
+    mean; every candidate of the comparison gets the count the baseline needs."""
     baseline = candidates[0].name if baseline is None else baseline
     calls, compile_s, outs = {}, {}, {}
     for c in candidates:
         calls[c.name], compile_s[c.name], outs[c.name] = compile_candidate(c)
     names = [c.name for c in candidates]
+    repeat = _calls_per_round(calls[baseline], min_round_s)
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for n in order:
             start = time.perf_counter()
-            outs[n] = _block(calls[n]())
-            times[n].append(time.perf_counter() - start)
+            for _ in range(repeat):
+                outs[n] = _block(calls[n]())
+            times[n].append((time.perf_counter() - start) / repeat)
     result = {}
     for n in names:
         ratios = [t / b for t, b in zip(times[n], times[baseline], strict=True)]
@@ -129,6 +150,7 @@ def time_interleaved(
             ratio=statistics.median(ratios),
             times_s=times[n],
             output=outs[n],
+            calls_per_round=repeat,
         )
     return result
 

@@ -47,12 +47,13 @@ def symmetric_eigh(S: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def psd_status(eigenvalues: jax.Array) -> jax.Array:
-    """NOT_PSD where the smallest eigenvalue is negative beyond rounding, else SUCCESS."""
+    """NOT_PSD where the smallest eigenvalue is negative beyond rounding, else SUCCESS.
+    ``eigenvalues`` ascending (as ``eigh`` returns them; N ≥ 1): the extremes are the
+    first and last, no reduction."""
     n = eigenvalues.shape[-1]
-    scale = jnp.max(jnp.abs(eigenvalues), axis=-1, initial=0.0)
-    negative = (
-        jnp.min(eigenvalues, axis=-1, initial=0.0) < -default_tol(n, eigenvalues.dtype) * scale
-    )
+    smallest, largest = eigenvalues[..., 0], eigenvalues[..., -1]
+    scale = jnp.maximum(jnp.abs(smallest), jnp.abs(largest))
+    negative = smallest < -default_tol(n, eigenvalues.dtype) * scale
     return jnp.where(negative, Status.NOT_PSD, Status.SUCCESS).astype(jnp.int32)
 
 
@@ -139,23 +140,23 @@ def _batched(fun: Callable, S: jax.Array) -> jax.Array:
 # --- the factor methods: (S, rank) -> (X, status, lost, total), one matrix ----------------
 # ``lost`` is ‖S − X·Xᵀ‖_F and ``total`` ‖S‖_F as far as the decomposition knows them
 # (exact in exact arithmetic; ``total`` NaN where it does not): what ``solve`` reports by
-# default instead of forming X·Xᵀ. Norms, not squares, computed without over- or underflow.
+# default instead of forming X·Xᵀ. S comes in solve's scaled units (C·h², largest entries
+# of order 1: |λ| ≤ 4N on the exact checks' path), so the squares of the eigenvalues cannot
+# overflow, and what underflows is far below rounding of ‖C‖ in those units.
 
 
 Factor = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # (X, status, lost, total)
 
 
-def safe_norm(v: jax.Array) -> jax.Array:
-    """‖v‖₂ of a vector without over- or underflow in the squares: m·‖v/m‖, m = max|v|."""
-    m = jnp.max(jnp.abs(v), initial=0.0)
-    return m * jnp.sqrt(jnp.sum((v / jnp.where(m > 0, m, 1.0)) ** 2))
+def _norm(v: jax.Array) -> jax.Array:
+    return jnp.sqrt(jnp.sum(v * v, axis=-1))
 
 
 def _lost(lam: jax.Array, rank: int) -> jax.Array:
     """The norm of the eigenvalues a rank-k PSD factor cannot keep: the negative ones and
     those beyond the ``rank`` largest. ``lam`` ascending, as ``eigh`` returns it."""
     kept = jnp.arange(lam.shape[-1]) >= lam.shape[-1] - rank
-    return safe_norm(jnp.where(kept, jnp.minimum(lam, 0.0), lam))
+    return _norm(jnp.where(kept, jnp.minimum(lam, 0.0), lam))
 
 
 def cholesky_factor(S: jax.Array, rank: int) -> Factor:
@@ -177,7 +178,7 @@ def eigh_factor(S: jax.Array, rank: int) -> Factor:
     negative eigenvalues."""
     lam, V = symmetric_eigh(S)
     X = (V * safe_sqrt(lam))[:, ::-1][:, :rank]
-    return X, psd_status(lam), _lost(lam, rank), safe_norm(lam)
+    return X, psd_status(lam), _lost(lam, rank), _norm(lam)
 
 
 def sqrt_factor(S: jax.Array, rank: int) -> Factor:
@@ -189,7 +190,7 @@ def sqrt_factor(S: jax.Array, rank: int) -> Factor:
         lam, V = symmetric_eigh(S)
         top = jnp.arange(lam.shape[-1]) >= lam.shape[-1] - rank
         X = (V * jnp.where(top, safe_sqrt(lam), 0.0)) @ V.T
-    return X, psd_status(lam), _lost(lam, rank), safe_norm(lam)
+    return X, psd_status(lam), _lost(lam, rank), _norm(lam)
 
 
 def auto_factor(S: jax.Array, rank: int) -> Factor:
