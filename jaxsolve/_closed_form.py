@@ -47,14 +47,16 @@ def symmetric_eigh(S: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def psd_status(eigenvalues: jax.Array) -> jax.Array:
-    """NOT_PSD where the smallest eigenvalue is negative beyond rounding, else SUCCESS.
+    """NOT_PSD where the smallest eigenvalue is negative beyond rounding, NON_FINITE where
+    the decomposition failed (JAX returns NaN eigenvalues then), else SUCCESS.
     ``eigenvalues`` ascending (as ``eigh`` returns them; N ≥ 1): the extremes are the
     first and last, no reduction."""
     n = eigenvalues.shape[-1]
     smallest, largest = eigenvalues[..., 0], eigenvalues[..., -1]
     scale = jnp.maximum(jnp.abs(smallest), jnp.abs(largest))
     negative = smallest < -default_tol(n, eigenvalues.dtype) * scale
-    return jnp.where(negative, Status.NOT_PSD, Status.SUCCESS).astype(jnp.int32)
+    status = jnp.where(negative, Status.NOT_PSD, Status.SUCCESS)
+    return jnp.where(jnp.isfinite(scale), status, Status.NON_FINITE).astype(jnp.int32)
 
 
 # --- spectral functions with a derivative that is finite at repeated eigenvalues -----------

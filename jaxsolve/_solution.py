@@ -63,8 +63,9 @@ _MESSAGES = {
         "learning rate or use the default step size, or method='precgd'."
     ),
     Status.NON_FINITE: (
-        "A non-finite value appeared during the iteration; X is the last finite iterate. "
-        "Lower the learning rate, or use float64."
+        "A non-finite value appeared during the iteration (X is the last finite iterate: "
+        "lower the learning rate, or use float64) or in the eigendecomposition (LAPACK "
+        "did not converge; X is NaN)."
     ),
     Status.NON_FINITE_INPUT: (
         "C contains NaN or Inf; this matrix was not solved and X is all NaN. Other matrices "

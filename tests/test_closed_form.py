@@ -201,3 +201,19 @@ def test_sqrt_derivative_finite_at_identity():
     assert np.all(np.isfinite(np.asarray(grad)))
     # d/dC Σ cos(sqrt(C)) at I = -sin(1)/2 on the diagonal, 0 elsewhere
     np.testing.assert_allclose(np.asarray(grad), -np.sin(1.0) / 2 * np.eye(4), atol=1e-12)
+
+
+def test_psd_status_from_sorted_eigenvalues():
+    from jaxsolve._closed_form import psd_status
+
+    lam = jnp.array(
+        [
+            [0.0, 1.0, 2.0],  # PSD
+            [-1e-20, 1.0, 2.0],  # negative at rounding level: PSD
+            [-1e-3, 1.0, 2.0],  # negative beyond rounding
+            [-5.0, -4.0, -3.0],  # all negative: the smallest decides, not the largest
+            [jnp.nan, jnp.nan, jnp.nan],  # LAPACK's failure value
+        ]
+    )
+    want = [Status.SUCCESS, Status.SUCCESS, Status.NOT_PSD, Status.NOT_PSD, Status.NON_FINITE]
+    assert [int(s) for s in jax.jit(psd_status)(lam)] == want
