@@ -23,7 +23,6 @@ from ._checks import (
 )
 from ._closed_form import CLOSED_FORMS, symmetric_part, weighted_symmetric_part
 from ._iterative import ITERATIVE_METHODS, IterOptions, iterative_factor
-from ._sequence import after
 from ._solution import Solution, Status, worst_status
 
 METHODS = (*CLOSED_FORMS, *ITERATIVE_METHODS)
@@ -153,38 +152,27 @@ class Checks(NamedTuple):
     h: jax.Array  # power_of_two_scale: C·h² has its largest entries near 1
 
 
-def _raw_sums(C: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(max |c|, ‖(C − Cᵀ)/2‖², ‖C‖²) of each matrix of C (..., N, N), as reductions."""
+def _skew_and_norm_sq(C: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(‖(C − Cᵀ)/2‖², ‖C‖²) of each matrix of C (..., N, N)."""
     skew = C - jnp.swapaxes(C, -1, -2)
     # the ¼ applied to the sums: inside, XLA:CPU materialises the constant as a whole array
-    skew_sq = jnp.sum(skew * skew, axis=(-2, -1)) * 0.25
-    return jnp.max(jnp.abs(C), axis=(-2, -1)), skew_sq, jnp.sum(C * C, axis=(-2, -1))
+    return jnp.sum(skew * skew, axis=(-2, -1)) * 0.25, jnp.sum(C * C, axis=(-2, -1))
 
 
 def exact_checks(C: jax.Array) -> Checks:
-    """:class:`Checks` of each matrix of C (..., N, N), exactly.
+    """:class:`Checks` of each matrix of C (..., N, N), exactly, in two passes: the largest
+    magnitudes (finiteness and the scale h), then the sums of squares of C·h², which can
+    neither overflow nor underflow.
 
-    One pass reads C for the largest magnitudes and the raw sums of squares together (a
-    NaN shows in the sums; a max may skip it). Only when a matrix's largest entry lies
-    beyond 2^(±e/4) (e the dtype's largest exponent: about 1e±77 in float64, 4e±9 in
-    float32), where its sums could under- or overflow, is C read again with h² folded in:
-    decided once for the whole batch (``lax.cond``), so an ordinary batch pays no second,
-    dependent pass."""
-    largest, raw_skew, raw_norm = _raw_sums(C)
-    finite = jnp.isfinite(largest) & ~jnp.isnan(raw_norm)
+    Not one pass with a rare rescaling pass under ``lax.cond``: a conditional anywhere in
+    the program made jaxlib's batched LAPACK calls after it up to 2× slower (10,000 2×2
+    eigh: 1.8× → 1.3× ``jnp.linalg.eigh``; 100,000 3×3: 1.28× → 1.08×), far more than the
+    second pass costs."""
+    largest = largest_magnitude(C, axis=(-2, -1))
+    finite = jnp.isfinite(largest)
     h = power_of_two_scale(jnp.where(finite, largest, 0.0))
-    h2 = h * h
-    bound = 2.0 ** (jnp.finfo(C.dtype).maxexp // 4)
-    moderate = (largest == 0) | ~finite | ((largest >= 1 / bound) & (largest <= bound))
-    skew_sq, norm_sq = lax.cond(
-        jnp.all(moderate),
-        lambda: (raw_skew * h2 * h2, raw_norm * h2 * h2),
-        lambda: _raw_sums(C * h2[..., None, None])[1:],
-    )
-    # S is built from h, so the factorisation now waits for this conditional: run beside a
-    # batched LAPACK call, it holds one of the XLA:CPU pool threads that call splits its
-    # batch over (100,000 3×3 eigh: 1.3× as slow). ``after`` adds no pass over C.
-    return Checks(finite, skew_sq, norm_sq, after(h, skew_sq, norm_sq))
+    skew_sq, norm_sq = _skew_and_norm_sq(C * (h * h)[..., None, None])
+    return Checks(finite, skew_sq, norm_sq, h)
 
 
 class _Prepared(NamedTuple):

@@ -281,32 +281,33 @@ def test_uniform_mask_weight_is_the_same_problem(weight):
     assert float(sol.residual) < 1e-10
 
 
-# --- the raw sums behind the exact checks ------------------------------------------------
+# --- the exact checks against NumPy ------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n", [1, 2, 5, 8, 17])
-def test_raw_sums_equal_numpy(n, dtype):
-    from jaxsolve._solve import _raw_sums
+def test_exact_checks_equal_numpy(n, dtype):
+    from jaxsolve._solve import exact_checks
 
     rng = np.random.default_rng(n)
-    C = rng.standard_normal((5, n, n)).astype(dtype)
+    C = rng.standard_normal((6, n, n)).astype(dtype)
     C[1] = C[1] + C[1].T  # symmetric: skew exactly 0
     C[2, 0, n - 1] = np.nan
     C[3, n - 1, 0] = np.inf
     C[4] *= 1e-3
-    C64 = C.astype(np.float64)
-    with np.errstate(invalid="ignore"):  # inf − inf in the matrix with an Inf
-        skew = (C64 - np.swapaxes(C64, -1, -2)) / 2
-        expected = (
-            np.max(np.abs(C64), axis=(-2, -1)),
-            np.sum(skew * skew, axis=(-2, -1)),
-            np.sum(C64 * C64, axis=(-2, -1)),
-        )
-    got = jax.jit(_raw_sums)(C)
-    for value, want in zip(got, expected, strict=True):
-        ok = np.isfinite(want)
-        np.testing.assert_allclose(np.asarray(value)[ok], want[ok], rtol=10 * eps(dtype))
-    # NaN and Inf entries show as non-finite sums or maxima (what exact_checks reads)
-    assert not np.isfinite(np.asarray(got[2])[2]) and not np.isfinite(np.asarray(got[0])[3])
-    assert float(got[1][1]) == 0.0
+    C[5] *= 1e30 if dtype == np.float64 else 1e15  # sums of squares beyond the raw range
+    checks = jax.jit(exact_checks)(C)
+    np.testing.assert_array_equal(np.asarray(checks.finite), [1, 1, 0, 0, 1, 1])
+    C64 = C.astype(np.float64)[[0, 1, 4, 5]]
+    h2 = np.asarray(checks.h, np.float64)[[0, 1, 4, 5]] ** 2
+    # h is a power of two that brings the largest entry into [1, 4)
+    largest = np.max(np.abs(C64), axis=(-2, -1)) * h2
+    assert np.all((largest >= 1) & (largest < 4))
+    S = C64 * h2[:, None, None]
+    skew = (S - np.swapaxes(S, -1, -2)) / 2
+    for got, want in (
+        (checks.skew_sq, np.sum(skew * skew, axis=(-2, -1))),
+        (checks.norm_sq, np.sum(S * S, axis=(-2, -1))),
+    ):
+        np.testing.assert_allclose(np.asarray(got)[[0, 1, 4, 5]], want, rtol=10 * eps(dtype))
+    assert float(checks.skew_sq[1]) == 0.0
