@@ -151,6 +151,7 @@ Factor = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # (X, status, lost, 
 
 
 def _norm(v: jax.Array) -> jax.Array:
+    """‖v‖₂ over the last axis (of a spectrum in solve's scaled units: see above)."""
     return jnp.sqrt(jnp.sum(v * v, axis=-1))
 
 
