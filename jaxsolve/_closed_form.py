@@ -150,9 +150,16 @@ def _batched(fun: Callable, S: jax.Array) -> jax.Array:
 Factor = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # (X, status, lost, total)
 
 
+def sqrt_of_norm_sq(x: jax.Array) -> jax.Array:
+    """sqrt(x) of a squared norm x ≥ 0 with derivative 0 at x = 0 (an exact fit, a PSD
+    matrix that loses nothing) instead of ∞·0 = NaN; NaN stays NaN (a failed factor)."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), x * 0)
+
+
 def _norm(v: jax.Array) -> jax.Array:
     """‖v‖₂ over the last axis (of a spectrum in solve's scaled units: see above)."""
-    return jnp.sqrt(jnp.sum(v * v, axis=-1))
+    return sqrt_of_norm_sq(jnp.sum(v * v, axis=-1))
 
 
 def _lost(lam: jax.Array, rank: int) -> jax.Array:

@@ -217,3 +217,25 @@ def test_psd_status_from_sorted_eigenvalues():
     )
     want = [Status.SUCCESS, Status.SUCCESS, Status.NOT_PSD, Status.NOT_PSD, Status.NON_FINITE]
     assert [int(s) for s in jax.jit(psd_status)(lam)] == want
+
+
+@pytest.mark.parametrize("method", CLOSED_FORMS)
+def test_default_residual_gradient(method):
+    """The default (decomposition) residual is differentiable in C: against central
+    differences where it is smooth (a skew part and, for eigh/sqrt, negative eigenvalues),
+    and finite (zero) on an exactly symmetric PD C, where the lost norm is 0."""
+    G = np.random.default_rng(5).standard_normal((N, N))
+    target = (C_PD if method == "cholesky" else C_INDEF) + 1e-3 * (G - G.T)
+
+    def residual(C):
+        return solve(C, method=method).residual
+
+    C = jnp.asarray(target)
+    grad = jax.grad(residual)(C)
+    for seed in range(2):
+        E = np.random.default_rng(seed).standard_normal((N, N))
+        step = 1e-6
+        central = (residual(C + step * E) - residual(C - step * E)) / (2 * step)
+        np.testing.assert_allclose(float(jnp.sum(grad * E)), float(central), rtol=1e-6)
+    grad = jax.grad(residual)(jnp.asarray(C_PD))
+    assert bool(jnp.all(jnp.isfinite(grad)))
