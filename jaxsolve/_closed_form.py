@@ -15,7 +15,7 @@ from jax import lax
 
 from ._checks import as_square_matrices, default_tol
 from ._sequence import after
-from ._small_linalg import cholesky_lower, cholesky_succeeded
+from ._small_linalg import cholesky_lower, cholesky_succeeded, use_small
 from ._solution import Status
 
 
@@ -277,6 +277,14 @@ def auto_factor(S: jax.Array, rank: int) -> Factor:
     return lax.cond(
         chol[1] == Status.SUCCESS, lambda: chol, lambda: eigh_factor(after(S, chol[0]), rank)
     )
+
+
+def calls_lapack(method: str, n: int) -> bool:
+    """Whether ``CLOSED_FORMS[method]`` on N×N matrices makes a LAPACK (cuSOLVER) call
+    under ``vmap``: not the closed-form 2×2 eigendecomposition, nor the unrolled Cholesky
+    of a batch of tiny matrices (``auto`` also takes eigh's)."""
+    eigh_call = method in ("eigh", "sqrt", "auto") and n > 2
+    return eigh_call or (method in ("cholesky", "auto") and not use_small(n))
 
 
 CLOSED_FORMS: dict[str, Callable[[jax.Array, int], Factor]] = {

@@ -311,3 +311,39 @@ def test_exact_checks_equal_numpy(n, dtype):
     ):
         np.testing.assert_allclose(np.asarray(got)[[0, 1, 4, 5]], want, rtol=10 * eps(dtype))
     assert float(checks.skew_sq[1]) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 17])
+def test_one_pass_checks_equal_exact_checks_where_usable(n, dtype):
+    """The one-pass checks of a batch factored first: equal to the exact checks (same h,
+    finiteness; sums to rounding) wherever they call themselves usable, which they do for
+    every finite C in the unscaled range and every non-finite one, and not for finite C
+    at an extreme scale (NaN beside huge entries included: the max may skip it)."""
+    from jaxsolve._solve import exact_checks, one_pass_checks
+
+    rng = np.random.default_rng(n)
+    C = rng.standard_normal((9, n, n)).astype(dtype)
+    big, tiny = (1e100, 1e-100) if dtype == np.float64 else (1e12, 1e-12)
+    C[1] = C[1] + C[1].T
+    C[2, 0, n - 1] = np.nan
+    C[3, n - 1, 0] = np.inf
+    C[4] *= 1e-3
+    C[5] *= big
+    C[6] *= tiny
+    C[7] = np.nan
+    C[8] *= big
+    C[8, 0, 0] = np.nan
+    checks, usable = jax.jit(one_pass_checks)(C)
+    exact = jax.jit(exact_checks)(C)
+    # a NaN beside huge entries: usable or not as the max meets the NaN, correct either way
+    np.testing.assert_array_equal(np.asarray(usable)[:8], [1, 1, 1, 1, 1, 0, 0, 1])
+    ok = np.asarray(usable)
+    np.testing.assert_array_equal(np.asarray(checks.finite)[ok], np.asarray(exact.finite)[ok])
+    finite = ok & np.asarray(exact.finite)
+    np.testing.assert_array_equal(np.asarray(checks.h)[finite], np.asarray(exact.h)[finite])
+    for got, want in ((checks.skew_sq, exact.skew_sq), (checks.norm_sq, exact.norm_sq)):
+        np.testing.assert_allclose(
+            np.asarray(got)[finite], np.asarray(want)[finite], rtol=10 * n * eps(dtype)
+        )
+    assert float(checks.skew_sq[1]) == 0.0

@@ -459,3 +459,84 @@ def test_batched_lapack_calls_do_not_deadlock():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "done" in result.stdout
+
+
+# --- batches of closed forms are factored first, checked after (_solve_factor_first) -------
+
+
+def _mixed_batch(n: int, dtype, extreme: bool) -> np.ndarray:
+    """PD, indefinite, clearly non-symmetric, rank-deficient, zero, NaN and Inf matrices in
+    one batch; with ``extreme``, also one at a scale outside the unscaled range (the batch
+    is then solved on the checked path)."""
+    G = np.random.default_rng(n).standard_normal((n, n))
+    mats = [
+        jaxsolve.random_psd(n, cond=1e3, seed=3),
+        jaxsolve.random_psd(n, cond=10, negative=2, seed=4),
+        jaxsolve.random_psd(n, cond=10, seed=5) + 0.1 * (G - G.T),
+        G[:, :2] @ G[:, :2].T,
+        np.zeros((n, n)),
+        np.where(np.eye(n) > 0, np.nan, jaxsolve.random_psd(n, cond=10, seed=6)),
+        np.full((n, n), np.inf),
+        1e-3 * jaxsolve.random_psd(n, cond=100, seed=7),
+    ]
+    if extreme:
+        mats.append((1e300 if dtype == np.float64 else 1e12) * jaxsolve.random_psd(n, seed=8))
+    return np.stack(mats).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("extreme", [False, True])
+@pytest.mark.parametrize(
+    ("method", "n"), [("eigh", 5), ("sqrt", 5), ("auto", 5), ("cholesky", 12), ("auto", 12)]
+)
+def test_factor_first_batch_equals_single_solves(method, n, dtype, extreme):
+    """A batch factored before its checks (or, with an extreme scale in it, solved on the
+    checked path) gives what each matrix solved alone on the checked path gives: statuses,
+    residuals, X·Xᵀ, NaN for non-finite input; measure_residual too."""
+    from jaxsolve._solve import _factor_leads
+
+    assert _factor_leads(method, n, 2, masked=False)
+    C = _mixed_batch(n, dtype, extreme)
+    tol = 20 * n * eps(dtype)
+    for measure in (False, True):
+        batch = jax.jit(solve, static_argnames=("method", "measure_residual"))(
+            jnp.asarray(C), method=method, measure_residual=measure
+        )
+        for i, c in enumerate(C):
+            one = solve(jnp.asarray(c), method=method, measure_residual=measure)
+            assert int(batch.status[i]) == int(one.status), (i, batch.status, one.status)
+            if not np.isfinite(c).all() or int(one.status) == Status.CHOLESKY_FAILED:
+                assert np.isnan(batch.X[i]).all() and np.isnan(one.X[i]).all()
+                continue
+            np.testing.assert_allclose(batch.residual[i], one.residual, atol=tol, rtol=1e-3)
+            scale = max(np.abs(c.astype(np.float64)).max(), 1e-300)
+            assert np.abs(gram(batch.X[i]) / scale - gram(one.X) / scale).max() <= tol
+
+
+def test_unscaled_range_bounds():
+    """The range of scales a batch is factored at as it is: [2^−256, 2^256] in float64,
+    [2^−32, 2^32] in float32 (largest entries); a zero matrix (h = 1) is factored as it is."""
+    from jaxsolve._solve import _unscaled_range, power_of_two_scale
+
+    for dtype, e in ((jnp.float64, 256), (jnp.float32, 32)):
+        largest = jnp.asarray([2.0**-e, 2.0**e, 2.0 ** (e + 2), 2.0 ** -(e + 2), 1.0, 0.0], dtype)
+        assert _unscaled_range(power_of_two_scale(largest)).tolist() == [
+            True, True, False, False, True, True,
+        ]  # fmt: skip
+
+
+def test_factor_first_batch_gradient_equals_single_solves():
+    """jax.grad through a batched solve factored first equals that of single solves."""
+    C = jnp.asarray(np.stack([jaxsolve.random_psd(5, cond=10, negative=1, seed=s) for s in (1, 2)]))
+
+    def loss(C, method):
+        sol = solve(C, method=method)
+        return jnp.sum(jnp.sin(gram_of(sol.X))) + jnp.sum(sol.residual)
+
+    def gram_of(X):
+        return X @ jnp.swapaxes(X, -1, -2)
+
+    for method in ("eigh", "sqrt"):
+        batched = jax.grad(loss)(C, method)
+        singles = jnp.stack([jax.grad(loss)(c, method) for c in C])
+        np.testing.assert_allclose(batched, singles, rtol=1e-9, atol=1e-12)
