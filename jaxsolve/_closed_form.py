@@ -279,6 +279,25 @@ def auto_factor(S: jax.Array, rank: int) -> Factor:
     )
 
 
+def auto_factor_batch(S: jax.Array, rank: int) -> Factor:
+    """:func:`auto_factor` of a whole batch S (b, N, N) at once: the batch's Cholesky
+    factors, and eigh factors only if one of them failed (``lax.cond`` on the batch: under
+    ``vmap`` a per-matrix ``cond`` becomes a select that always pays for both). A batch of
+    PD matrices costs a batched Cholesky (100,000 3×3: about 20× less than eigh)."""
+    if rank < S.shape[-1]:
+        return jax.vmap(eigh_factor, in_axes=(0, None))(S, rank)
+    chol = jax.vmap(cholesky_factor, in_axes=(0, None))(S, rank)
+    ok = chol[1] == Status.SUCCESS
+
+    def with_eigh():
+        eig = jax.vmap(eigh_factor, in_axes=(0, None))(after(S, chol[0]), rank)
+        return jax.tree.map(
+            lambda c, e: jnp.where(ok.reshape(ok.shape + (1,) * (c.ndim - 1)), c, e), chol, eig
+        )
+
+    return lax.cond(jnp.all(ok), lambda: chol, with_eigh)
+
+
 def calls_lapack(method: str, n: int) -> bool:
     """Whether ``CLOSED_FORMS[method]`` on N×N matrices makes a LAPACK (cuSOLVER) call
     under ``vmap``: not the closed-form 2×2 eigendecomposition, nor the unrolled Cholesky

@@ -24,6 +24,7 @@ from ._checks import (
 )
 from ._closed_form import (
     CLOSED_FORMS,
+    auto_factor_batch,
     calls_lapack,
     sqrt_of_norm_sq,
     symmetric_part,
@@ -385,8 +386,10 @@ def _solve_factor_first(cfg: _Config, C: jax.Array) -> Solution:
     Under a further ``vmap`` the ``lax.cond`` becomes a select, and both paths run."""
     finite_entries = jnp.where(jnp.isfinite(C), C, 0.0)
     S = 0.5 * finite_entries + 0.5 * jnp.swapaxes(finite_entries, -1, -2)  # cannot overflow
-    factor = functools.partial(CLOSED_FORMS[cfg.method], rank=cfg.rank)
-    X, status, lost, total = jax.vmap(factor)(S)
+    if cfg.method == "auto":
+        X, status, lost, total = auto_factor_batch(S, cfg.rank)
+    else:
+        X, status, lost, total = jax.vmap(CLOSED_FORMS[cfg.method], in_axes=(0, None))(S, cfg.rank)
     checks, usable = one_pass_checks(after(C, X))
 
     def finish(c, ck, X, status, lost, total):

@@ -540,3 +540,27 @@ def test_factor_first_batch_gradient_equals_single_solves():
         batched = jax.grad(loss)(C, method)
         singles = jnp.stack([jax.grad(loss)(c, method) for c in C])
         np.testing.assert_allclose(batched, singles, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [3, 12])
+def test_auto_batch_of_pd_is_its_cholesky_and_mixed_batch_falls_back(n):
+    """auto on a batch: Cholesky factors when every matrix is PD (the eigh branch is not
+    taken), each failed one replaced by its eigh factor otherwise; gradients as singles."""
+    pd = jnp.asarray(np.stack([jaxsolve.random_psd(n, cond=100, seed=s) for s in range(4)]))
+    auto, chol = solve(pd, method="auto"), solve(pd, method="cholesky")
+    np.testing.assert_array_equal(np.asarray(auto.X), np.asarray(chol.X))
+    assert np.all(np.asarray(auto.status) == Status.SUCCESS)
+    mixed = pd.at[2].set(jnp.asarray(jaxsolve.random_psd(n, cond=10, negative=1, seed=9)))
+    sol = solve(mixed, method="auto")
+    np.testing.assert_array_equal(np.asarray(sol.status), [0, 0, Status.NOT_PSD, 0])
+    keep = np.array([0, 1, 3])
+    np.testing.assert_array_equal(np.asarray(sol.X)[keep], np.asarray(chol.X)[keep])
+    np.testing.assert_allclose(sol.X[2], solve(mixed[2], method="eigh").X, atol=1e-13)
+
+    def loss(C):
+        sol = solve(C, method="auto")
+        return jnp.sum(jnp.cos(sol.X @ jnp.swapaxes(sol.X, -1, -2))) + jnp.sum(sol.residual)
+
+    for C in (pd, mixed):
+        singles = jnp.stack([jax.grad(loss)(c) for c in C])
+        np.testing.assert_allclose(jax.grad(loss)(C), singles, rtol=1e-9, atol=1e-12)
