@@ -498,19 +498,18 @@ def test_factor_first_batch_equals_single_solves(method, n, dtype, extreme):
     assert _factor_leads(method, n, 2, masked=False)
     C = _mixed_batch(n, dtype, extreme)
     tol = 20 * n * eps(dtype)
-    for measure in (False, True):
-        batch = jax.jit(solve, static_argnames=("method", "measure_residual"))(
-            jnp.asarray(C), method=method, measure_residual=measure
-        )
-        for i, c in enumerate(C):
-            one = solve(jnp.asarray(c), method=method, measure_residual=measure)
-            assert int(batch.status[i]) == int(one.status), (i, batch.status, one.status)
-            if not np.isfinite(c).all() or int(one.status) == Status.CHOLESKY_FAILED:
-                assert np.isnan(batch.X[i]).all() and np.isnan(one.X[i]).all()
-                continue
-            np.testing.assert_allclose(batch.residual[i], one.residual, atol=tol, rtol=1e-3)
-            scale = max(np.abs(c.astype(np.float64)).max(), 1e-300)
-            assert np.abs(gram(batch.X[i]) / scale - gram(one.X) / scale).max() <= tol
+    measure = extreme  # both residual modes, without doubling the compiles
+    batch = solve(jnp.asarray(C), method=method, measure_residual=measure)
+    # vmap traces solve on one matrix: the checked path, matrix by matrix
+    singles = jax.vmap(lambda c: solve(c, method=method, measure_residual=measure))(C)
+    np.testing.assert_array_equal(np.asarray(batch.status), np.asarray(singles.status))
+    for i, c in enumerate(C):
+        if not np.isfinite(c).all() or int(singles.status[i]) == Status.CHOLESKY_FAILED:
+            assert np.isnan(batch.X[i]).all() and np.isnan(singles.X[i]).all()
+            continue
+        np.testing.assert_allclose(batch.residual[i], singles.residual[i], atol=tol, rtol=1e-3)
+        scale = max(np.abs(c.astype(np.float64)).max(), 1e-300)
+        assert np.abs(gram(batch.X[i]) / scale - gram(singles.X[i]) / scale).max() <= tol
 
 
 def test_unscaled_range_bounds():
@@ -537,9 +536,9 @@ def test_factor_first_batch_gradient_equals_single_solves():
         return X @ jnp.swapaxes(X, -1, -2)
 
     for method in ("eigh", "sqrt"):
-        batched = jax.grad(loss)(C, method)
-        singles = jnp.stack([jax.grad(loss)(c, method) for c in C])
-        np.testing.assert_allclose(batched, singles, rtol=1e-9, atol=1e-12)
+        grad = jax.jit(jax.grad(loss), static_argnums=1)
+        singles = jax.vmap(grad, in_axes=(0, None))(C, method)  # the checked path
+        np.testing.assert_allclose(grad(C, method), singles, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [3, 12])
@@ -561,6 +560,7 @@ def test_auto_batch_of_pd_is_its_cholesky_and_mixed_batch_falls_back(n):
         sol = solve(C, method="auto")
         return jnp.sum(jnp.cos(sol.X @ jnp.swapaxes(sol.X, -1, -2))) + jnp.sum(sol.residual)
 
+    grad = jax.jit(jax.grad(loss))
     for C in (pd, mixed):
-        singles = jnp.stack([jax.grad(loss)(c) for c in C])
-        np.testing.assert_allclose(jax.grad(loss)(C), singles, rtol=1e-9, atol=1e-12)
+        singles = jax.vmap(grad)(C)  # the checked path, matrix by matrix
+        np.testing.assert_allclose(grad(C), singles, rtol=1e-9, atol=1e-12)
