@@ -298,12 +298,13 @@ def auto_factor_batch(S: jax.Array, rank: int) -> Factor:
     return lax.cond(jnp.all(ok), lambda: chol, with_eigh)
 
 
-def calls_lapack(method: str, n: int) -> bool:
-    """Whether ``CLOSED_FORMS[method]`` on N×N matrices makes a LAPACK (cuSOLVER) call
-    under ``vmap``: not the closed-form 2×2 eigendecomposition, nor the unrolled Cholesky
-    of a batch of tiny matrices (``auto`` also takes eigh's)."""
-    eigh_call = method in ("eigh", "sqrt", "auto") and n > 2
-    return eigh_call or (method in ("cholesky", "auto") and not use_small(n))
+def first_call_is_lapack(method: str, n: int) -> bool:
+    """Whether ``CLOSED_FORMS[method]`` on a batch of N×N matrices starts with a LAPACK
+    (cuSOLVER) call: not the closed-form 2×2 eigendecomposition, nor the unrolled Cholesky
+    of tiny matrices (which ``auto`` starts with)."""
+    if method in ("eigh", "sqrt"):
+        return n > 2
+    return not use_small(n)
 
 
 CLOSED_FORMS: dict[str, Callable[[jax.Array, int], Factor]] = {

@@ -25,7 +25,7 @@ from ._checks import (
 from ._closed_form import (
     CLOSED_FORMS,
     auto_factor_batch,
-    calls_lapack,
+    first_call_is_lapack,
     sqrt_of_norm_sq,
     symmetric_part,
     weighted_symmetric_part,
@@ -353,12 +353,6 @@ def _finish(cfg: _Config, c, m, ck: Checks, X, status, steps, lost, total) -> So
     return Solution(X, residual, status, jnp.where(ck.finite, steps, 0))
 
 
-def _factor_leads(method: str, n: int, count: int, masked: bool) -> bool:
-    """Whether a batch is factored before it is checked (:func:`_solve_factor_first`): a
-    batch of more than one matrix, a closed form, and a LAPACK call among its factors."""
-    return count > 1 and not masked and method in CLOSED_FORMS and calls_lapack(method, n)
-
-
 def _unscaled_range(h: jax.Array) -> jax.Array:
     """Whether C, with the scale h of :func:`power_of_two_scale` (largest entry within a
     factor 4 of h⁻²), can be factored as it is, with results as exact as those of C·h²:
@@ -370,38 +364,58 @@ def _unscaled_range(h: jax.Array) -> jax.Array:
     return (h >= h_small) & (h <= h_large)
 
 
-def _solve_factor_first(cfg: _Config, C: jax.Array) -> Solution:
-    """A batch C (b, N, N) of closed-form solves with the factorisation FIRST in the
-    program and the checks after it: a ``where`` guards non-finite entries (0 instead)
-    and the factor runs on C's symmetric part as given, unscaled; its X and norms are then
-    expressed in the units of the checks (C·h², h a power of two: exact) and finished as on
-    the checked path. A batch with a matrix outside :func:`_unscaled_range` (a rare,
-    extreme scale) is solved again on the checked path, under ``lax.cond``.
+def _factor_batch(cfg: _Config, S: jax.Array) -> tuple[jax.Array, ...]:
+    """The closed form on a batch S (b, N, N): (X, status, lost, total), each batched."""
+    if cfg.method == "auto":
+        return auto_factor_batch(S, cfg.rank)
+    return jax.vmap(CLOSED_FORMS[cfg.method], in_axes=(0, None))(S, cfg.rank)
+
+
+def _solve_checked_batch(cfg: _Config, C: jax.Array, checks: Checks) -> Solution:
+    """A batch C (b, N, N) of closed-form solves, checked first (``checks``: its
+    :func:`exact_checks`), then factored in units of C·h² and finished."""
+    S = jax.vmap(lambda c, ck: _prepare(c, ck).S)(C, checks)
+    X, status, lost, total = _factor_batch(cfg, S)
+    steps = jnp.zeros(status.shape, jnp.int32)
+    return jax.vmap(functools.partial(_finish, cfg, m=None))(
+        C, ck=checks, X=X, status=status, steps=steps, lost=lost, total=total
+    )
+
+
+def _solve_closed_batch(cfg: _Config, C: jax.Array) -> Solution:
+    """A batch C (b, N, N) of closed-form solves. Checked first (:func:`exact_checks`),
+    unless its first factorisation is a LAPACK call (:func:`first_call_is_lapack`): then that
+    comes FIRST in the program and the checks after it. A ``where`` guards non-finite
+    entries (0 instead), the factor runs on C's symmetric part as given, unscaled, and its
+    X and norms are expressed in the units of the checks (C·h², h a power of two: exact)
+    and finished as on the checked path. A batch with a matrix outside
+    :func:`_unscaled_range` (a rare, extreme scale) is solved again, checked first, under
+    ``lax.cond`` (under a further ``vmap`` a select: both run).
 
     Why: jaxlib's CPU LAPACK kernels before 0.11 split a batched call over XLA's intra-op
     thread pool, but only when the call starts on the thread that runs the program; after
     the checks' reductions (multithreaded kernels) XLA continues on a pool thread, and the
     same call then runs on one core. Factoring first brought 10,000 8×8 float64
-    ``solve(method="eigh")`` from 1.0× to 0.5–0.8× NumPy's stacked eigh on two cores.
-    Under a further ``vmap`` the ``lax.cond`` becomes a select, and both paths run."""
+    ``solve(method="eigh")`` from 1.0× to 0.5–0.8× NumPy's stacked eigh on two cores. The
+    unrolled Cholesky of tiny matrices has no such call, and measured slower that way."""
+    n = C.shape[-1]
+    if not first_call_is_lapack(cfg.method, n):
+        return _solve_checked_batch(cfg, C, exact_checks(C))
     finite_entries = jnp.where(jnp.isfinite(C), C, 0.0)
     S = 0.5 * finite_entries + 0.5 * jnp.swapaxes(finite_entries, -1, -2)  # cannot overflow
-    if cfg.method == "auto":
-        X, status, lost, total = auto_factor_batch(S, cfg.rank)
-    else:
-        X, status, lost, total = jax.vmap(CLOSED_FORMS[cfg.method], in_axes=(0, None))(S, cfg.rank)
+    X, status, lost, total = _factor_batch(cfg, S)
     checks, usable = one_pass_checks(after(C, X))
-
-    def finish(c, ck, X, status, lost, total):
-        h2 = ck.h * ck.h
-        steps = jnp.zeros((), jnp.int32)
-        return _finish(cfg, c, None, ck, X * ck.h, status, steps, lost * h2, total * h2)
-
-    factored_first = jax.vmap(finish)(C, checks, X, status, lost, total)
+    h = checks.h
+    h2 = h * h
+    X = X * h[:, None, None]  # the factor of C·h²: exact
+    steps = jnp.zeros(status.shape, jnp.int32)
+    factored_first = jax.vmap(functools.partial(_finish, cfg, m=None))(
+        C, ck=checks, X=X, status=status, steps=steps, lost=lost * h2, total=total * h2
+    )
     return lax.cond(
         jnp.all(usable),
         lambda: factored_first,
-        lambda: jax.vmap(functools.partial(_solve_one, cfg))(C, None, None, None, exact_checks(C)),
+        lambda: _solve_checked_batch(cfg, C, exact_checks(C)),
     )
 
 
@@ -537,6 +551,8 @@ def solve(
               capped at 1–3 steps (``max_steps``), X·Xᵀ can be farther from C than the
               start was.
             - ``"auto"``: Cholesky where it succeeds, else eigh; precgd when a mask is given.
+              On a batch, the eigendecompositions run only if a Cholesky factor failed
+              (then for the whole batch, the failed ones taken from them).
         rank: static. Number of columns k of X (default N). ``eigh`` keeps the top-k
             eigenpairs, the Frobenius-optimal rank-k factor; ``cholesky`` needs k = N. The
             iterative methods never form more than N×N and cost O(N²k) a step.
@@ -645,8 +661,8 @@ def solve(
 
     config = _Config(method, k, probe, measure_residual, optimizer, opts, fixed_steps)
     with jax.default_matmul_precision(precision):
-        if _factor_leads(method, n, count, flat_M is not None):
-            flat = _solve_factor_first(config, flat_C)
+        if method in CLOSED_FORMS and count > 1:
+            flat = _solve_closed_batch(config, flat_C)
         else:
             checks = None if probe or flat_M is not None else exact_checks(flat_C)
             chunk = _chunk_size(n) if method in ITERATIVE_METHODS else None

@@ -491,11 +491,12 @@ def _mixed_batch(n: int, dtype, extreme: bool) -> np.ndarray:
 )
 def test_factor_first_batch_equals_single_solves(method, n, dtype, extreme):
     """A batch factored before its checks (or, with an extreme scale in it, solved on the
-    checked path) gives what each matrix solved alone on the checked path gives: statuses,
-    residuals, X·Xᵀ, NaN for non-finite input; measure_residual too."""
-    from jaxsolve._solve import _factor_leads
+    checked path; or, auto on tiny matrices, checked first) gives what each matrix solved
+    alone gives: statuses, residuals, X·Xᵀ, NaN for non-finite input; measure_residual
+    too."""
+    from jaxsolve._closed_form import first_call_is_lapack
 
-    assert _factor_leads(method, n, 2, masked=False)
+    assert first_call_is_lapack(method, n) == (method != "auto" or n > 8)
     C = _mixed_batch(n, dtype, extreme)
     tol = 20 * n * eps(dtype)
     measure = extreme  # both residual modes, without doubling the compiles
