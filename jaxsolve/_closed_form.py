@@ -91,10 +91,10 @@ def _eigh_2x2_values(S: jax.Array) -> tuple[jax.Array, jax.Array]:
 def eigh_2x2(S: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(eigenvalues ascending, eigenvectors) of symmetric 2×2 matrices S (..., 2, 2) from
     their lower triangles, in closed form: a handful of elementwise operations, against a
-    LAPACK call per matrix (10,000 2×2 float64: about 20× faster than ``jnp.linalg.eigh``
-    on one thread). Accurate as LAPACK (the same formulas); NaN in, NaN out. Its derivative
-    is ``lax.linalg.eigh``'s (for symmetric perturbations; infinite at repeated eigenvalues,
-    as there)."""
+    LAPACK call per matrix (10,000 2×2: 8–14× faster than ``jnp.linalg.eigh`` on two
+    cores, 15–25× on one, float64 and float32). Accurate as LAPACK (the same formulas);
+    NaN in, NaN out. Its derivative is ``lax.linalg.eigh``'s (for symmetric perturbations;
+    infinite at repeated eigenvalues, as there)."""
     return _eigh_2x2_values(S)
 
 
