@@ -364,33 +364,39 @@ def _unscaled_range(h: jax.Array) -> jax.Array:
     return (h >= h_small) & (h <= h_large)
 
 
-def _factor_batch(cfg: _Config, S: jax.Array) -> tuple[jax.Array, ...]:
-    """The closed form on a batch S (b, N, N): (X, status, lost, total), each batched."""
-    if cfg.method == "auto":
-        return auto_factor_batch(S, cfg.rank)
-    return jax.vmap(CLOSED_FORMS[cfg.method], in_axes=(0, None))(S, cfg.rank)
+def _finish_batch(cfg: _Config, C: jax.Array, checks: Checks):
+    """``(X, status, lost, total) ↦ Solution`` for the closed-form factors of a batch C in
+    the units of its ``checks``."""
+
+    def finish(X, status, lost, total):
+        steps = jnp.zeros(status.shape, jnp.int32)
+        return jax.vmap(functools.partial(_finish, cfg, m=None))(
+            C, ck=checks, X=X, status=status, steps=steps, lost=lost, total=total
+        )
+
+    return finish
 
 
 def _solve_checked_batch(cfg: _Config, C: jax.Array, checks: Checks) -> Solution:
     """A batch C (b, N, N) of closed-form solves, checked first (``checks``: its
     :func:`exact_checks`), then factored in units of C·h² and finished."""
     S = jax.vmap(lambda c, ck: _prepare(c, ck).S)(C, checks)
-    X, status, lost, total = _factor_batch(cfg, S)
-    steps = jnp.zeros(status.shape, jnp.int32)
-    return jax.vmap(functools.partial(_finish, cfg, m=None))(
-        C, ck=checks, X=X, status=status, steps=steps, lost=lost, total=total
-    )
+    finish = _finish_batch(cfg, C, checks)
+    if cfg.method == "auto":
+        return auto_factor_batch(S, cfg.rank, then=finish)
+    return finish(*jax.vmap(CLOSED_FORMS[cfg.method], in_axes=(0, None))(S, cfg.rank))
 
 
 def _solve_closed_batch(cfg: _Config, C: jax.Array) -> Solution:
     """A batch C (b, N, N) of closed-form solves. Checked first (:func:`exact_checks`),
-    unless its first factorisation is a LAPACK call (:func:`first_call_is_lapack`): then that
-    comes FIRST in the program and the checks after it. A ``where`` guards non-finite
+    unless its first factorisation is a LAPACK call (:func:`first_call_is_lapack`): then
+    that comes FIRST in the program and the checks after it. A ``where`` guards non-finite
     entries (0 instead), the factor runs on C's symmetric part as given, unscaled, and its
     X and norms are expressed in the units of the checks (C·h², h a power of two: exact)
-    and finished as on the checked path. A batch with a matrix outside
-    :func:`_unscaled_range` (a rare, extreme scale) is solved again, checked first, under
-    ``lax.cond`` (under a further ``vmap`` a select: both run).
+    and finished as on the checked path. The batch is solved again, checked first, under
+    ``lax.cond`` (under a further ``vmap`` a select: both run) if a matrix is outside
+    :func:`_unscaled_range` (a rare, extreme scale), or, for auto, if a Cholesky factor
+    failed (the eigh fallback then follows the checks).
 
     Why: jaxlib's CPU LAPACK kernels before 0.11 split a batched call over XLA's intra-op
     thread pool, but only when the call starts on the thread that runs the program; after
@@ -403,20 +409,20 @@ def _solve_closed_batch(cfg: _Config, C: jax.Array) -> Solution:
         return _solve_checked_batch(cfg, C, exact_checks(C))
     finite_entries = jnp.where(jnp.isfinite(C), C, 0.0)
     S = 0.5 * finite_entries + 0.5 * jnp.swapaxes(finite_entries, -1, -2)  # cannot overflow
-    X, status, lost, total = _factor_batch(cfg, S)
+    first = "cholesky" if cfg.method == "auto" and cfg.rank == n else cfg.method
+    first = "eigh" if first == "auto" else first  # auto with rank < N is eigh
+    X, status, lost, total = jax.vmap(CLOSED_FORMS[first], in_axes=(0, None))(S, cfg.rank)
     checks, usable = one_pass_checks(after(C, X))
-    h = checks.h
-    h2 = h * h
-    X = X * h[:, None, None]  # the factor of C·h²: exact
-    steps = jnp.zeros(status.shape, jnp.int32)
-    factored_first = jax.vmap(functools.partial(_finish, cfg, m=None))(
-        C, ck=checks, X=X, status=status, steps=steps, lost=lost * h2, total=total * h2
-    )
-    return lax.cond(
-        jnp.all(usable),
-        lambda: factored_first,
-        lambda: _solve_checked_batch(cfg, C, exact_checks(C)),
-    )
+    done = jnp.all(usable)
+    if cfg.method == "auto" and first == "cholesky":
+        done = done & jnp.all(status == Status.SUCCESS)
+    h2 = checks.h * checks.h
+
+    def factored_first():  # X of C·h² and its norms: exact
+        finish = _finish_batch(cfg, C, checks)
+        return finish(X * checks.h[:, None, None], status, lost * h2, total * h2)
+
+    return lax.cond(done, factored_first, lambda: _solve_checked_batch(cfg, C, exact_checks(C)))
 
 
 # Iterative solves of big batches run in chunks of about this many matrix entries (see
