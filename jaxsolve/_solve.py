@@ -422,7 +422,11 @@ def _solve_closed_batch(cfg: _Config, C: jax.Array) -> Solution:
         finish = _finish_batch(cfg, C, checks)
         return finish(X * checks.h[:, None, None], status, lost * h2, total * h2)
 
-    return lax.cond(done, factored_first, lambda: _solve_checked_batch(cfg, C, exact_checks(C)))
+    def checked():  # after the first factor: under vmap both branches run (_sequence)
+        C_after = after(C, X)
+        return _solve_checked_batch(cfg, C_after, exact_checks(C_after))
+
+    return lax.cond(done, factored_first, checked)
 
 
 # Iterative solves of big batches run in chunks of about this many matrix entries (see

@@ -442,15 +442,23 @@ opt = jax.jit(lambda c: jaxsolve.solve(c, method="precgd", optimizer=optax.sgd(0
 fixed = jax.jit(lambda c: jaxsolve.solve(c, method="precgd", fixed_steps=True, max_steps=5))
 for _ in range(3):
     jax.block_until_ready((opt(C3), fixed(C3)))
+# batches of closed forms under a further vmap: both branches of their conds run (hung
+# before the checked-path branch was chained after the first factor)
+C4 = jnp.asarray(jaxsolve.random_psd(16, cond=100.0, seed=7, batch=(4, 1000)))
+for m in ("eigh", "auto", "sqrt"):
+    f = jax.jit(jax.vmap(lambda c, m=m: jaxsolve.solve(c, method=m)))
+    for _ in range(5):
+        jax.block_until_ready(f(C4))
 print("done")
 """
 
 
 def test_batched_lapack_calls_do_not_deadlock():
     """jaxlib < 0.11 on a two-core machine hangs when two batched LAPACK calls run at once
-    (jaxsolve/_sequence.py); auto (Cholesky + eigh under vmap) and precgd (per-step and
-    final Cholesky; with a custom optimizer, its solve and the certifying step's) must keep
-    theirs in sequence. Runs in a fresh process with a timeout."""
+    (jaxsolve/_sequence.py); auto (Cholesky + eigh under vmap), precgd (per-step and
+    final Cholesky; with a custom optimizer, its solve and the certifying step's) and the
+    two paths of a closed-form batch under a further vmap must keep theirs in sequence.
+    Runs in a fresh process with a timeout."""
     import subprocess
     import sys
 
@@ -461,7 +469,7 @@ def test_batched_lapack_calls_do_not_deadlock():
     assert "done" in result.stdout
 
 
-# --- batches of closed forms are factored first, checked after (_solve_factor_first) -------
+# --- batches of closed forms are factored first, checked after (_solve_closed_batch) -------
 
 
 def _mixed_batch(n: int, dtype, extreme: bool) -> np.ndarray:
