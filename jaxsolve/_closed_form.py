@@ -43,19 +43,46 @@ def weighted_symmetric_part(C: jax.Array, W: jax.Array) -> tuple[jax.Array, jax.
 def symmetric_eigh(S: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(eigenvalues ascending, eigenvectors) of an already symmetric S (..., N, N), from its
     lower triangle: ``jnp.linalg.eigh`` would symmetrise a second time (a transposed pass).
-    2×2 matrices in closed form (:func:`eigh_2x2`), the rest by LAPACK/cuSOLVER."""
+    2×2 matrices in closed form (:func:`eigh_2x2`), the rest by LAPACK/cuSOLVER; both with
+    :func:`_eigh_tangents` as their derivative."""
     if S.shape[-1] == 2:
         return eigh_2x2(S)
+    return _lapack_eigh(S)
+
+
+def _eigh_tangents(lam, V, dS):
+    """The derivative of (Λ, V) = eigh(S) along dS (taken to be symmetric, as S is):
+    dΛ = diag(Vᵀ·dS·V), dV = V·(F ∘ Vᵀ·dS·V), F_ij = 1/(λ_j − λ_i) off the diagonal (∞ at
+    repeated eigenvalues, as in JAX) and 0 on it. ``lax.linalg.eigh``'s own rule forms
+    1/((1 + λ_j) − λ_i), whose diagonal is 1/0 = ∞ once |λ| > 1/eps (2^24 in float32,
+    2^53 in float64): a NaN gradient (∞·0) for such matrices; the gap is taken first here."""
+    inner = jnp.swapaxes(V, -1, -2) @ dS @ V
+    gap = lam[..., None, :] - lam[..., :, None]
+    eye = jnp.eye(lam.shape[-1], dtype=lam.dtype)
+    F = 1 / (gap + eye) - eye
+    return jnp.diagonal(inner, axis1=-2, axis2=-1), V @ (F * inner)
+
+
+@jax.custom_jvp
+def _lapack_eigh(S: jax.Array) -> tuple[jax.Array, jax.Array]:
     V, lam = lax.linalg.eigh(S, symmetrize_input=False)
     return lam, V
+
+
+@_lapack_eigh.defjvp
+def _lapack_eigh_jvp(primals, tangents):
+    (S,), (dS,) = primals, tangents
+    lam, V = _lapack_eigh(S)
+    return (lam, V), _eigh_tangents(lam, V, dS)
 
 
 def _eigh_2x2_values(S: jax.Array) -> tuple[jax.Array, jax.Array]:
     """LAPACK's ``dlaev2`` on whole arrays: the eigenvalues and unit eigenvectors of
     [[a, b], [b, c]] (a = S₀₀, b = S₁₀, c = S₁₁) by one Jacobi rotation, with its care for
     cancellation (the smaller eigenvalue from the determinant over the larger; the
-    rotation's tangent from the larger of two candidate quotients, at most 1 in magnitude)
-    and without overflow for finite input. Every ``where`` masks its own denominator."""
+    rotation's tangent from the larger of two candidate quotients, at most 1 in magnitude).
+    Entries up to a quarter of the largest float (``solve`` passes C·h², entries near 1);
+    every ``where`` masks its own denominator."""
     a, b, c = S[..., 0, 0], S[..., 1, 0], S[..., 1, 1]
     one = jnp.ones_like(a)
     sm, df, tb = a + c, a - c, b + b
@@ -93,9 +120,9 @@ def eigh_2x2(S: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(eigenvalues ascending, eigenvectors) of symmetric 2×2 matrices S (..., 2, 2) from
     their lower triangles, in closed form: a handful of elementwise operations, against a
     LAPACK call per matrix (10,000 2×2: 8–14× faster than ``jnp.linalg.eigh`` on two
-    cores, 15–25× on one, float64 and float32). Accurate as LAPACK (the same formulas);
-    NaN in, NaN out. Its derivative is ``lax.linalg.eigh``'s (for symmetric perturbations;
-    infinite at repeated eigenvalues, as there)."""
+    cores, 15–25× on one, float64 and float32). Accurate as LAPACK (the same formulas); a
+    NaN entry gives NaN eigenvalues. Its derivative is :func:`_eigh_tangents` (that of
+    ``lax.linalg.eigh`` for symmetric perturbations)."""
     return _eigh_2x2_values(S)
 
 
@@ -103,12 +130,7 @@ def eigh_2x2(S: jax.Array) -> tuple[jax.Array, jax.Array]:
 def _eigh_2x2_jvp(primals, tangents):
     (S,), (dS,) = primals, tangents
     lam, V = eigh_2x2(S)
-    # dS as given (taken to be symmetric, as S is), like lax.linalg.eigh's own rule
-    inner = jnp.swapaxes(V, -1, -2) @ dS @ V
-    gap = lam[..., None, :] - lam[..., :, None]
-    eye = jnp.eye(2, dtype=lam.dtype)
-    F = 1 / (gap + eye) - eye
-    return (lam, V), (jnp.diagonal(inner, axis1=-2, axis2=-1), V @ (F * inner))
+    return (lam, V), _eigh_tangents(lam, V, dS)
 
 
 def psd_status(eigenvalues: jax.Array) -> jax.Array:
@@ -306,11 +328,11 @@ def auto_factor_batch(S: jax.Array, rank: int, then: Callable = _identity) -> An
     return lax.cond(jnp.all(ok), lambda: then(*chol), with_eigh)
 
 
-def first_call_is_lapack(method: str, n: int) -> bool:
-    """Whether ``CLOSED_FORMS[method]`` on a batch of N×N matrices starts with a LAPACK
-    (cuSOLVER) call: not the closed-form 2×2 eigendecomposition, nor the unrolled Cholesky
-    of tiny matrices (which ``auto`` starts with)."""
-    if method in ("eigh", "sqrt"):
+def first_call_is_lapack(method: str, n: int, rank: int) -> bool:
+    """Whether ``CLOSED_FORMS[method]`` on a batch of N×N matrices (rank k) starts with a
+    LAPACK (cuSOLVER) call: not the closed-form 2×2 eigendecomposition, nor the unrolled
+    Cholesky of tiny matrices (which ``auto`` starts with at full rank)."""
+    if method in ("eigh", "sqrt") or (method == "auto" and rank < n):
         return n > 2
     return not use_small(n)
 

@@ -356,9 +356,10 @@ def _finish(cfg: _Config, c, m, ck: Checks, X, status, steps, lost, total) -> So
 def _unscaled_range(h: jax.Array) -> jax.Array:
     """Whether C, with the scale h of :func:`power_of_two_scale` (largest entry within a
     factor 4 of h⁻²), can be factored as it is, with results as exact as those of C·h²:
-    largest entries in [2^−e/4, 2^e/4] (e the exponent range: 1e±77 in float64, 2e−10 to
-    4e9 in float32), where neither the eigenvalues nor the squares behind the
-    decomposition's norms (up to N³·max², down to (eps·min)²) leave the normal range."""
+    largest entries in [2^−e/4, 2^(e/4 + 2)) (e the exponent range: 8.6e−78 to 4.6e77 in
+    float64, 2.3e−10 to 1.7e10 in float32), where neither the eigenvalues nor the squares
+    behind the decomposition's norms (up to N³·max², down to (eps·min)²) leave the normal
+    range."""
     quarter = (jnp.finfo(h.dtype).maxexp // 4) // 2  # h² = 2^(−2·⌊e/2⌋)
     h_small, h_large = 2.0 ** (-quarter), 2.0**quarter
     return (h >= h_small) & (h <= h_large)
@@ -405,7 +406,7 @@ def _solve_closed_batch(cfg: _Config, C: jax.Array) -> Solution:
     ``solve(method="eigh")`` from 1.0× to 0.5–0.8× NumPy's stacked eigh on two cores. The
     unrolled Cholesky of tiny matrices has no such call, and measured slower that way."""
     n = C.shape[-1]
-    if not first_call_is_lapack(cfg.method, n):
+    if not first_call_is_lapack(cfg.method, n, cfg.rank):
         return _solve_checked_batch(cfg, C, exact_checks(C))
     finite_entries = jnp.where(jnp.isfinite(C), C, 0.0)
     S = 0.5 * finite_entries + 0.5 * jnp.swapaxes(finite_entries, -1, -2)  # cannot overflow

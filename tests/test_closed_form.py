@@ -321,3 +321,28 @@ def test_two_by_two_batch_equals_single_solves():
         ref = nearest_psd_ref(np.asarray(C))
         scale = np.maximum(np.abs(np.asarray(C)).max(axis=(1, 2)), 1e-300)[:, None, None]
         assert np.abs(gram(batch.X) / scale - ref / scale).max() < 1e-13
+
+
+def test_lapack_eigh_derivative_equals_jax_and_stays_finite_at_large_eigenvalues():
+    """symmetric_eigh's derivative (N > 2) is lax.linalg.eigh's at ordinary scales, and
+    finite where the eigenvalues exceed 1/eps (there JAX's own rule divides by zero)."""
+    from jaxsolve._closed_form import symmetric_eigh
+
+    def through(eigh):
+        def f(S):
+            lam, V = eigh(S)
+            return jnp.sum(jnp.sin(lam / lam[-1])) + jnp.sum(V[:, 0] ** 2 * jnp.arange(5.0))
+
+        return f
+
+    def lapack(S):
+        V, lam = jax.lax.linalg.eigh(S, symmetrize_input=False)
+        return lam, V
+
+    S = jnp.asarray(jaxsolve.random_psd(5, cond=10, negative=2, seed=3))
+    np.testing.assert_allclose(
+        jax.grad(through(symmetric_eigh))(S), jax.grad(through(lapack))(S), rtol=1e-10, atol=1e-13
+    )
+    big = jax.grad(through(symmetric_eigh))(S * 1e20)
+    assert np.all(np.isfinite(np.asarray(big)))
+    np.testing.assert_allclose(big * 1e20, jax.grad(through(symmetric_eigh))(S), rtol=1e-6)

@@ -504,7 +504,7 @@ def test_factor_first_batch_equals_single_solves(method, n, dtype, extreme):
     too."""
     from jaxsolve._closed_form import first_call_is_lapack
 
-    assert first_call_is_lapack(method, n) == (method != "auto" or n > 8)
+    assert first_call_is_lapack(method, n, n) == (method != "auto" or n > 8)
     C = _mixed_batch(n, dtype, extreme)
     tol = 20 * n * eps(dtype)
     measure = extreme  # both residual modes, without doubling the compiles
@@ -522,8 +522,8 @@ def test_factor_first_batch_equals_single_solves(method, n, dtype, extreme):
 
 
 def test_unscaled_range_bounds():
-    """The range of scales a batch is factored at as it is: [2^−256, 2^256] in float64,
-    [2^−32, 2^32] in float32 (largest entries); a zero matrix (h = 1) is factored as it is."""
+    """The range of scales a batch is factored at as it is: [2^−256, 2^258) in float64,
+    [2^−32, 2^34) in float32 (largest entries); a zero matrix (h = 1) is factored as it is."""
     from jaxsolve._solve import _unscaled_range, power_of_two_scale
 
     for dtype, e in ((jnp.float64, 256), (jnp.float32, 32)):
@@ -573,3 +573,26 @@ def test_auto_batch_of_pd_is_its_cholesky_and_mixed_batch_falls_back(n):
     for C in (pd, mixed):
         singles = jax.vmap(grad)(C)  # the checked path, matrix by matrix
         np.testing.assert_allclose(grad(C), singles, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["eigh", "sqrt", "auto"])
+def test_batch_gradient_finite_at_large_scales(method):
+    """Gradients through a batch factored first, with a matrix at a large but usable scale
+    (its eigenvalues beyond 1/eps, where lax.linalg.eigh's own derivative rule divides by
+    (1 + λ) − λ = 0) and one outside the unscaled range (solved again on the checked path:
+    the unused first factor's derivative must not turn its zero cotangent into NaN), equal
+    single solves' in float32."""
+    A = np.array([[1.1, 0.1, 0.1], [0.1, 2.1, 0.1], [0.1, 0.1, 3.1]])
+    rank = 2 if method == "auto" else None  # auto at rank < N: eigh first
+    for scale in (1e8, 1e12):
+        C = jnp.asarray(np.stack([A, A * scale]), jnp.float32)
+
+        def loss(C, rank=rank):
+            X = solve(C, method=method, rank=rank).X
+            return jnp.sum(X**2)
+
+        grad = jax.jit(jax.grad(loss))
+        batched = np.asarray(grad(C))
+        singles = np.asarray(jax.vmap(grad)(C))
+        assert np.all(np.isfinite(batched)), (scale, batched)
+        np.testing.assert_allclose(batched, singles, rtol=1e-4, atol=1e-5)
