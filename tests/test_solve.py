@@ -492,8 +492,7 @@ def _mixed_batch(n: int, dtype, extreme: bool) -> np.ndarray:
     return np.stack(mats).astype(dtype)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("extreme", [False, True])
+@pytest.mark.parametrize(("dtype", "extreme"), [(np.float64, False), (np.float32, True)])
 @pytest.mark.parametrize(
     ("method", "n"), [("eigh", 5), ("sqrt", 5), ("auto", 5), ("cholesky", 12), ("auto", 12)]
 )
