@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
 from typing import Any, NamedTuple
 
 import jax
@@ -161,14 +160,20 @@ class Checks(NamedTuple):
     h: jax.Array  # power_of_two_scale: C·h² has its largest entries near 1
 
 
-def _two_sums(a: jax.Array, b: jax.Array, first=operator.add) -> tuple[jax.Array, jax.Array]:
-    """(``first``-reduction of a, sum of b) over the last two axes, as ONE variadic
-    ``lax.reduce``: the exact checks in two such passes took 0.36–0.38 ms against
-    0.48–0.51 ms as single reductions (10,000 8×8 and 2,000 16×16 float64, 31 rounds)."""
-    init = (jnp.asarray(-jnp.inf if first is jnp.maximum else 0, a.dtype), jnp.zeros((), b.dtype))
-    return lax.reduce(
-        (a, b), init, lambda x, y: (first(x[0], y[0]), x[1] + y[1]), (a.ndim - 2, a.ndim - 1)
-    )
+def _reduce_matrices(*terms: tuple[str, jax.Array]) -> tuple[jax.Array, ...]:
+    """``max`` or ``sum`` over the last two axes of each ``(kind, array)`` in ``terms``, as
+    ONE variadic ``lax.reduce`` (one pass): the exact checks in two such passes took
+    0.36–0.38 ms against 0.48–0.51 ms as single reductions (10,000 8×8 and 2,000 16×16
+    float64, 31 rounds)."""
+    ops = tuple(jnp.maximum if kind == "max" else jnp.add for kind, _ in terms)
+    arrays = tuple(a for _, a in terms)
+    init = tuple(jnp.asarray(-jnp.inf if k == "max" else 0, a.dtype) for k, a in terms)
+    axes = (arrays[0].ndim - 2, arrays[0].ndim - 1)
+
+    def combine(x, y):
+        return tuple(f(a, b) for f, a, b in zip(ops, x, y, strict=True))
+
+    return tuple(lax.reduce(arrays, init, combine, axes))
 
 
 def exact_checks(C: jax.Array) -> Checks:
@@ -182,12 +187,12 @@ def exact_checks(C: jax.Array) -> Checks:
     eigh: 1.8× → 1.3× ``jnp.linalg.eigh``; 100,000 3×3: 1.28× → 1.08×), far more than the
     second pass costs. Nor a separate NaN test (Σ 0·c) in the first pass: one more
     reduction, and XLA:CPU materialised its zeros (2,000 16×16 Cholesky: 5.3 → 3.8 ms)."""
-    largest, _ = _two_sums(jnp.abs(C), C, first=jnp.maximum)  # the Σ c rides along
+    largest, _ = _reduce_matrices(("max", jnp.abs(C)), ("sum", C))  # Σ c rides along
     h = power_of_two_scale(largest)
     Cs = C * (h * h)[..., None, None]
     skew = Cs - jnp.swapaxes(Cs, -1, -2)
     # the ¼ applied to the sum: inside, XLA:CPU materialises the constant as a whole array
-    skew_sq, norm_sq = _two_sums(skew * skew, Cs * Cs)
+    skew_sq, norm_sq = _reduce_matrices(("sum", skew * skew), ("sum", Cs * Cs))
     return Checks(jnp.isfinite(norm_sq), skew_sq * 0.25, norm_sq, h)
 
 
@@ -199,12 +204,8 @@ def one_pass_checks(C: jax.Array) -> tuple[Checks, jax.Array]:
     makes ‖C‖² non-finite there; a max may skip a NaN on CPU, the sum does not). Elsewhere
     (a rare, extreme scale) use :func:`exact_checks`."""
     skew = C - jnp.swapaxes(C, -1, -2)
-    init = (jnp.asarray(-jnp.inf, C.dtype), jnp.zeros((), C.dtype), jnp.zeros((), C.dtype))
-    largest, norm_sq, skew_sq = lax.reduce(
-        (jnp.abs(C), C * C, skew * skew),
-        init,
-        lambda x, y: (jnp.maximum(x[0], y[0]), x[1] + y[1], x[2] + y[2]),
-        (C.ndim - 2, C.ndim - 1),
+    largest, norm_sq, skew_sq = _reduce_matrices(
+        ("max", jnp.abs(C)), ("sum", C * C), ("sum", skew * skew)
     )
     h = power_of_two_scale(largest)
     h4 = (h * h) * (h * h)
