@@ -302,11 +302,7 @@ def auto_factor(S: jax.Array, rank: int) -> Factor:
     )
 
 
-def _identity(*factor):
-    return factor
-
-
-def auto_factor_batch(S: jax.Array, rank: int, then: Callable = _identity) -> Any:
+def auto_factor_batch(S: jax.Array, rank: int, then: Callable) -> Any:
     """``then(*factor)`` for :func:`auto_factor` of a whole batch S (b, N, N) at once: the
     batch's Cholesky factors, and eigh factors only if one of them failed (``lax.cond`` on
     the batch: under ``vmap`` a per-matrix ``cond`` becomes a select that always pays for
@@ -328,13 +324,21 @@ def auto_factor_batch(S: jax.Array, rank: int, then: Callable = _identity) -> An
     return lax.cond(jnp.all(ok), lambda: then(*chol), with_eigh)
 
 
+def first_factor(method: str, n: int, rank: int) -> str:
+    """The ``CLOSED_FORMS`` entry a batch of N×N solves (rank k) starts with: the method
+    itself, but for auto its Cholesky at full rank, and eigh below."""
+    if method != "auto":
+        return method
+    return "cholesky" if rank == n else "eigh"
+
+
 def first_call_is_lapack(method: str, n: int, rank: int) -> bool:
     """Whether ``CLOSED_FORMS[method]`` on a batch of N×N matrices (rank k) starts with a
-    LAPACK (cuSOLVER) call: not the closed-form 2×2 eigendecomposition, nor the unrolled
-    Cholesky of tiny matrices (which ``auto`` starts with at full rank)."""
-    if method in ("eigh", "sqrt") or (method == "auto" and rank < n):
-        return n > 2
-    return not use_small(n)
+    LAPACK (cuSOLVER) call (:func:`first_factor`): not the closed-form 2×2
+    eigendecomposition, nor the unrolled Cholesky of tiny matrices."""
+    if first_factor(method, n, rank) == "cholesky":
+        return not use_small(n)
+    return n > 2
 
 
 CLOSED_FORMS: dict[str, Callable[[jax.Array, int], Factor]] = {

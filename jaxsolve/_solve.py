@@ -25,6 +25,7 @@ from ._closed_form import (
     CLOSED_FORMS,
     auto_factor_batch,
     first_call_is_lapack,
+    first_factor,
     sqrt_of_norm_sq,
     symmetric_part,
     weighted_symmetric_part,
@@ -187,7 +188,8 @@ def exact_checks(C: jax.Array) -> Checks:
     eigh: 1.8× → 1.3× ``jnp.linalg.eigh``; 100,000 3×3: 1.28× → 1.08×), far more than the
     second pass costs. Nor a separate NaN test (Σ 0·c) in the first pass: one more
     reduction, and XLA:CPU materialised its zeros (2,000 16×16 Cholesky: 5.3 → 3.8 ms)."""
-    largest, _ = _reduce_matrices(("max", jnp.abs(C)), ("sum", C))  # Σ c rides along
+    # Σ c rides along: one variadic pass (see _reduce_matrices), not a lone max
+    largest, _ = _reduce_matrices(("max", jnp.abs(C)), ("sum", C))
     h = power_of_two_scale(largest)
     Cs = C * (h * h)[..., None, None]
     skew = Cs - jnp.swapaxes(Cs, -1, -2)
@@ -408,8 +410,7 @@ def _solve_closed_batch(cfg: _Config, C: jax.Array) -> Solution:
         return _solve_checked_batch(cfg, C, exact_checks(C))
     finite_entries = jnp.where(jnp.isfinite(C), C, 0.0)
     S = 0.5 * finite_entries + 0.5 * jnp.swapaxes(finite_entries, -1, -2)  # cannot overflow
-    first = "cholesky" if cfg.method == "auto" and cfg.rank == n else cfg.method
-    first = "eigh" if first == "auto" else first  # auto with rank < N is eigh
+    first = first_factor(cfg.method, n, cfg.rank)
     X, status, lost, total = jax.vmap(CLOSED_FORMS[first], in_axes=(0, None))(S, cfg.rank)
     checks, usable = one_pass_checks(after(C, X))
     done = jnp.all(usable)
