@@ -332,13 +332,11 @@ def first_factor(method: str, n: int, rank: int) -> str:
     return "cholesky" if rank == n else "eigh"
 
 
-def first_call_is_lapack(method: str, n: int, rank: int) -> bool:
-    """Whether ``CLOSED_FORMS[method]`` on a batch of N×N matrices (rank k) starts with a
-    LAPACK (cuSOLVER) call (:func:`first_factor`): not the closed-form 2×2
-    eigendecomposition, nor the unrolled Cholesky of tiny matrices."""
-    if first_factor(method, n, rank) == "cholesky":
-        return not use_small(n)
-    return n > 2
+def starts_with_batched_eigh(method: str, n: int, rank: int) -> bool:
+    """Whether ``CLOSED_FORMS[method]`` on a batch of N×N matrices (rank k) starts with
+    LAPACK's (cuSOLVER's) batched eigendecomposition (:func:`first_factor`): eigh, sqrt, and
+    auto below full rank, for N > 2 (N = 2 has :func:`eigh_2x2`)."""
+    return first_factor(method, n, rank) != "cholesky" and n > 2
 
 
 CLOSED_FORMS: dict[str, Callable[[jax.Array, int], Factor]] = {

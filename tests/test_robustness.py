@@ -347,3 +347,36 @@ def test_one_pass_checks_equal_exact_checks_where_usable(n, dtype):
             np.asarray(got)[finite], np.asarray(want)[finite], rtol=10 * n * eps(dtype)
         )
     assert float(checks.skew_sq[1]) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [3, 8, 16])
+def test_one_pass_symmetry_status_equals_exact_near_the_tolerance(n, dtype):
+    """The one-pass skew part (C − Cᵀ unscaled, then scaled by h⁴) decides the symmetry status as the exact checks do for skew parts at a quarter and at four times
+    the tolerance, over scales within the unscaled range, and finds none in symmetric C."""
+    from jaxsolve._checks import default_tol
+    from jaxsolve._solve import (
+        _symmetry_status,
+        exact_checks,
+        one_pass_checks,
+    )
+
+    rng = np.random.default_rng(7 * n)
+    A = rng.standard_normal((12, n, n))
+    sym = A + np.swapaxes(A, -1, -2)
+    K = rng.standard_normal((12, n, n))
+    K = K - np.swapaxes(K, -1, -2)
+    rel = np.linalg.norm(K, axis=(-2, -1)) / np.linalg.norm(sym, axis=(-2, -1))
+    factor = np.array([0.0, 0.25, 4.0] * 4)[:, None, None]
+    scale = np.repeat([1e-6, 1.0, 3e3, 1e6], 3)[:, None, None]
+    tol = default_tol(n, dtype)
+    C = ((sym + factor * tol * K / rel[:, None, None]) * scale).astype(dtype)
+
+    checks, usable = jax.jit(one_pass_checks)(C)
+    exact = jax.jit(exact_checks)(C)
+    assert np.all(np.asarray(usable))
+    got = np.asarray(_symmetry_status(checks.skew_sq, checks.norm_sq, n))
+    want = np.asarray(_symmetry_status(exact.skew_sq, exact.norm_sq, n))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got != 0, np.asarray(factor[:, 0, 0] > 1))
+    assert np.all(np.asarray(checks.skew_sq)[factor[:, 0, 0] == 0] == 0)

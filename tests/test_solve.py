@@ -497,13 +497,13 @@ def _mixed_batch(n: int, dtype, extreme: bool) -> np.ndarray:
     ("method", "n"), [("eigh", 5), ("sqrt", 5), ("auto", 5), ("cholesky", 12), ("auto", 12)]
 )
 def test_factor_first_batch_equals_single_solves(method, n, dtype, extreme):
-    """A batch factored before its checks (or, with an extreme scale in it, solved on the
-    checked path; or, auto on tiny matrices, checked first) gives what each matrix solved
-    alone gives: statuses, residuals, X·Xᵀ, NaN for non-finite input; measure_residual
+    """A batch factored before its checks (eigh, sqrt; or, with an extreme scale in it,
+    solved on the checked path; Cholesky and auto are checked first) gives what each
+    matrix solved alone gives: statuses, residuals, X·Xᵀ, NaN for non-finite input; measure_residual
     too."""
-    from jaxsolve._closed_form import first_call_is_lapack
+    from jaxsolve._closed_form import starts_with_batched_eigh
 
-    assert first_call_is_lapack(method, n, n) == (method != "auto" or n > 8)
+    assert starts_with_batched_eigh(method, n, n) == (method in ("eigh", "sqrt"))
     C = _mixed_batch(n, dtype, extreme)
     tol = 20 * n * eps(dtype)
     measure = extreme  # both residual modes, without doubling the compiles
