@@ -393,11 +393,13 @@ def _finish_batch(cfg: _Config, C: jax.Array, checks: Checks):
 def _solve_checked_batch(cfg: _Config, C: jax.Array, checks: Checks) -> Solution:
     """A batch C (b, N, N) of closed-form solves, checked first (``checks``: its
     :func:`exact_checks`), then factored in units of C·h² and finished."""
-    S = jax.vmap(lambda c, ck: _prepare(c, ck).S)(C, checks)
+    def make_S():
+        return jax.vmap(lambda c, ck: _prepare(c, ck).S)(C, checks)
+
     finish = _finish_batch(cfg, C, checks)
     if cfg.method == "auto":
-        return auto_factor_batch(S, cfg.rank, then=finish)
-    return finish(*jax.vmap(CLOSED_FORMS[cfg.method], in_axes=(0, None))(S, cfg.rank))
+        return auto_factor_batch(make_S, cfg.rank, then=finish)
+    return finish(*jax.vmap(CLOSED_FORMS[cfg.method], in_axes=(0, None))(make_S(), cfg.rank))
 
 
 def _solve_closed_batch(cfg: _Config, C: jax.Array) -> Solution:
