@@ -16,7 +16,7 @@ from jax import lax
 
 from ._checks import as_square_matrices, default_tol
 from ._sequence import after
-from ._small_linalg import cholesky_lower, cholesky_succeeded, use_small
+from ._small_linalg import cholesky_lower, cholesky_succeeded
 from ._solution import Status
 
 

@@ -352,8 +352,9 @@ def test_one_pass_checks_equal_exact_checks_where_usable(n, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n", [3, 8, 16])
 def test_one_pass_symmetry_status_equals_exact_near_the_tolerance(n, dtype):
-    """The one-pass skew part (C − Cᵀ unscaled, then scaled by h⁴) decides the symmetry status as the exact checks do for skew parts at a quarter and at four times
-    the tolerance, over scales within the unscaled range, and finds none in symmetric C."""
+    """The one-pass skew part (C − Cᵀ unscaled, then scaled by h⁴) decides the symmetry
+    status as the exact checks do for skew parts at a quarter and at four times the
+    tolerance, over scales within the unscaled range, and finds none in symmetric C."""
     from jaxsolve._checks import default_tol
     from jaxsolve._solve import (
         _symmetry_status,

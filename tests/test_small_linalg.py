@@ -279,3 +279,46 @@ def test_batch_last_newton_kernels_match_numpy(n, dtype):
     w = cho_solve_vector_batch_last(rows, jnp.asarray(v.T.astype(dtype)))
     w_ref = np.linalg.solve(S, v[..., None])[..., 0]
     np.testing.assert_allclose(np.asarray(w).T, w_ref, rtol=0, atol=tol * 1e2 * np.abs(w_ref).max())
+
+
+@pytest.mark.parametrize("n", [1, 3, 8, 12])
+def test_cholesky_succeeded_from_last_pivot_matches_whole_diagonal(n):
+    """cholesky_succeeded reads the last pivot alone: on the factors that cholesky_lower
+    gives (one matrix: LAPACK; a vmapped batch: unrolled for n <= 8, LAPACK above) it
+    agrees with NumPy on which matrices are PD, with the first, a middle or the last pivot
+    failing, a zero (PSD singular) pivot, a NaN entry, and n = 0."""
+    from jaxsolve._small_linalg import cholesky_succeeded
+
+    rng = np.random.default_rng(n)
+    mats = []
+    for k in range(6):
+        lam = rng.uniform(1, 2, n)
+        if k == 1:
+            lam[0] = -1.0
+        elif k == 2:
+            lam[n // 2] = -1e-3
+        elif k == 3:
+            lam[-1] = 0.0
+        Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        A = (Q * lam) @ Q.T
+        if k == 4:
+            A = np.diag(lam)
+            A[-1, -1] = -lam[-1]  # only the last pivot fails
+        if k == 5:
+            A[n - 1, 0] = A[0, n - 1] = np.nan
+        mats.append(A)
+    mats = np.stack(mats)
+    want = []
+    for A in mats:
+        try:
+            want.append(bool(np.isfinite(np.linalg.cholesky(A)).all()))
+        except np.linalg.LinAlgError:
+            want.append(False)
+    batched = cholesky_succeeded(jax.vmap(cholesky_lower)(jnp.asarray(mats)))
+    singles = [bool(cholesky_succeeded(cholesky_lower(jnp.asarray(A)))) for A in mats]
+    # a zero pivot may round either way; every other case is decided
+    decided = np.arange(len(mats)) != 3
+    np.testing.assert_array_equal(np.asarray(batched)[decided], np.asarray(want)[decided])
+    np.testing.assert_array_equal(np.asarray(singles)[decided], np.asarray(want)[decided])
+    assert not bool(batched[1]) and not singles[1] and not bool(batched[5])
+    assert cholesky_succeeded(jnp.zeros((4, 0, 0))).tolist() == [True] * 4
