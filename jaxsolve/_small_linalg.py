@@ -289,17 +289,14 @@ def small_spd_solve(G: ArrayLike, B: ArrayLike) -> jax.Array:
 
 
 def cholesky_succeeded(L: jax.Array) -> jax.Array:
-    """Whether Cholesky factors L (..., n, n) from :func:`cholesky_lower` (or
-    ``lax.linalg.cholesky``) are a success, read off their last pivot alone: a success has
-    every pivot positive, and a failure leaves NaN on and below the diagonal (JAX replaces
-    a failed LAPACK factor so, the unrolled kernel masks it so, and a NaN or non-positive
-    pivot computed in place reaches the last one through the sums of squares). One entry,
-    fused into its consumers: the whole diagonal took a gather and two reductions of their
-    own, about 4 µs of a 32×32 solve."""
-    n = L.shape[-1]
-    if n == 0:
-        return jnp.ones(L.shape[:-2], bool)
-    return L[..., n - 1, n - 1] > 0  # False for NaN
+    """Whether a Cholesky factor is a success: a failed factorisation has a NaN or
+    non-positive pivot, so the diagonal decides (O(N), no pass over L).
+
+    Not the last pivot alone, though a failure reaches it too: one entry read from the
+    unrolled kernel of a batch of tiny matrices made XLA compute that kernel twice
+    (10,000 8×8 float64 solve: 2.3 → 7 ms)."""
+    diag = jnp.diagonal(L, axis1=-2, axis2=-1)
+    return jnp.all(jnp.isfinite(diag) & (diag > 0), axis=-1)
 
 
 @jax.custom_jvp

@@ -282,11 +282,11 @@ def test_batch_last_newton_kernels_match_numpy(n, dtype):
 
 
 @pytest.mark.parametrize("n", [1, 3, 8, 12])
-def test_cholesky_succeeded_from_last_pivot_matches_whole_diagonal(n):
-    """cholesky_succeeded reads the last pivot alone: on the factors that cholesky_lower
-    gives (one matrix: LAPACK; a vmapped batch: unrolled for n <= 8, LAPACK above) it
-    agrees with NumPy on which matrices are PD, with the first, a middle or the last pivot
-    failing, a zero (PSD singular) pivot, a NaN entry, and n = 0."""
+def test_cholesky_succeeded_on_failures_at_every_pivot(n):
+    """cholesky_succeeded, on the factors that cholesky_lower gives (one matrix: LAPACK; a
+    vmapped batch: unrolled for n <= 8, LAPACK above), agrees with NumPy on which matrices
+    are PD, with the first, a middle or the last pivot failing, a zero (PSD singular)
+    pivot, a NaN entry, and n = 0."""
     from jaxsolve._small_linalg import cholesky_succeeded
 
     rng = np.random.default_rng(n)
