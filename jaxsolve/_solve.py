@@ -190,8 +190,9 @@ def exact_checks(C: jax.Array) -> Checks:
     eigh: 1.8× → 1.3× ``jnp.linalg.eigh``; 100,000 3×3: 1.28× → 1.08×), far more than the
     second pass costs. Nor a separate NaN test (Σ 0·c) in the first pass: one more
     reduction, and XLA:CPU materialised its zeros (2,000 16×16 Cholesky: 5.3 → 3.8 ms)."""
-    # Σ c rides along: one variadic pass (see _reduce_matrices), not a lone max
-    largest, _ = _reduce_matrices(("max", jnp.abs(C)), ("sum", C))
+    # a lone max (a max may skip a NaN on CPU: the sums below catch it). The variadic
+    # (max |c|, Σ c) that stood here compiled to this too: XLA drops an unused output.
+    largest = jnp.max(jnp.abs(C), axis=(-2, -1))
     h = power_of_two_scale(largest)
     Cs = C * (h * h)[..., None, None]
     skew = Cs - jnp.swapaxes(Cs, -1, -2)
