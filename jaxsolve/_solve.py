@@ -79,8 +79,8 @@ def largest_magnitude(A: jax.Array, axis: Any = None) -> jax.Array:
     """max |a| (over ``axis``; all entries by default), NaN if an entry is NaN: the scale
     and the finiteness check at once, as ONE integer reduction. With the sign bit cleared,
     the bits of a float order as its magnitude, +Inf above every finite value and every
-    NaN above +Inf (a float max may skip NaN on CPU). Vectorised, unlike the max and the
-    Σ 0·a it replaces (a variadic reduction)."""
+    NaN above +Inf (a float max may skip NaN on CPU). One reduction where a max and a
+    Σ 0·a (NaN exactly when an entry is NaN or ±Inf) took two."""
     int_type = jnp.int64 if A.dtype == jnp.float64 else jnp.int32
     magnitude_bits = lax.bitcast_convert_type(A, int_type) & jnp.iinfo(int_type).max
     return lax.bitcast_convert_type(jnp.max(magnitude_bits, axis=axis), A.dtype)
