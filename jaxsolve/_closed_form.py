@@ -340,7 +340,8 @@ def first_factor(method: str, n: int, rank: int) -> str:
 def starts_with_batched_eigh(method: str, n: int, rank: int) -> bool:
     """Whether ``CLOSED_FORMS[method]`` on a batch of N×N matrices (rank k) starts with
     LAPACK's (cuSOLVER's) batched eigendecomposition (:func:`first_factor`): eigh, sqrt, and
-    auto below full rank, for N > 2 (N = 2 has :func:`eigh_2x2`)."""
+    auto below full rank, for N > 2 (N = 2 has :func:`eigh_2x2`; 1×1 batches, whose
+    factorisation is trivial, are checked first as before)."""
     return first_factor(method, n, rank) != "cholesky" and n > 2
 
 

@@ -381,3 +381,38 @@ def test_one_pass_symmetry_status_equals_exact_near_the_tolerance(n, dtype):
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got != 0, np.asarray(factor[:, 0, 0] > 1))
     assert np.all(np.asarray(checks.skew_sq)[factor[:, 0, 0] == 0] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_largest_magnitude_is_max_abs_and_nan_for_any_nan(dtype):
+    """largest_magnitude (one integer max over the magnitude bits) equals NumPy's
+    max |a| over ±0, subnormals, ordinary values, the largest float and ±Inf, per axis and
+    overall, eagerly and jitted; any NaN (either sign) makes it NaN."""
+    from jaxsolve._solve import largest_magnitude
+
+    info = np.finfo(dtype)
+    special = np.array(
+        [0.0, -0.0, info.smallest_subnormal, -info.smallest_subnormal, -3.5, 2.0, info.max],
+        dtype,
+    )
+    rows = np.stack(
+        [
+            special,
+            -special,
+            np.where(np.arange(7) == 3, np.inf, special).astype(dtype),
+            np.where(np.arange(7) == 1, -np.inf, special).astype(dtype),
+            np.zeros(7, dtype),
+            np.full(7, -info.smallest_subnormal, dtype),
+        ]
+    )
+    for fn in (largest_magnitude, jax.jit(largest_magnitude, static_argnums=1)):
+        np.testing.assert_array_equal(np.asarray(fn(rows, 1)), np.abs(rows).max(axis=1))
+        assert float(fn(rows, None)) == np.inf
+        assert float(fn(rows[:2], None)) == info.max
+    with_nan = rows.copy()
+    with_nan[0, 2] = np.nan
+    with_nan[1, 5] = -np.nan
+    got = np.asarray(largest_magnitude(jnp.asarray(with_nan), 1))
+    assert np.isnan(got[:2]).all()
+    np.testing.assert_array_equal(got[2:], np.abs(rows[2:]).max(axis=1))
+    assert np.isnan(float(largest_magnitude(jnp.asarray(with_nan))))

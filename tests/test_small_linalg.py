@@ -285,40 +285,38 @@ def test_batch_last_newton_kernels_match_numpy(n, dtype):
 def test_cholesky_succeeded_on_failures_at_every_pivot(n):
     """cholesky_succeeded, on the factors that cholesky_lower gives (one matrix: LAPACK; a
     vmapped batch: unrolled for n <= 8, LAPACK above), agrees with NumPy on which matrices
-    are PD, with the first, a middle or the last pivot failing, a zero (PSD singular)
-    pivot, a NaN entry, and n = 0."""
+    are PD. A = L·D·Lᵀ with unit lower-triangular L has pivots D: a negative D[j] fails the
+    factorisation exactly at pivot j (the first, a middle, the last), a zero D[j] is a
+    PSD-singular pivot; also a NaN entry, and n = 0."""
     from jaxsolve._small_linalg import cholesky_succeeded
 
     rng = np.random.default_rng(n)
-    mats = []
-    for k in range(6):
-        lam = rng.uniform(1, 2, n)
-        if k == 1:
-            lam[0] = -1.0
-        elif k == 2:
-            lam[n // 2] = -1e-3
-        elif k == 3:
-            lam[-1] = 0.0
-        Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-        A = (Q * lam) @ Q.T
-        if k == 4:
-            A = np.diag(lam)
-            A[-1, -1] = -lam[-1]  # only the last pivot fails
-        if k == 5:
-            A[n - 1, 0] = A[0, n - 1] = np.nan
-        mats.append(A)
-    mats = np.stack(mats)
-    want = []
-    for A in mats:
+    L = np.tril(rng.uniform(-0.5, 0.5, (n, n)), -1) + np.eye(n)
+    fail_at = sorted({0, n // 2, n - 1})
+    pivots = [rng.uniform(1, 2, n)]
+    for j in fail_at:
+        d = rng.uniform(1, 2, n)
+        d[j] = -0.5
+        pivots.append(d)
+    singular = rng.uniform(1, 2, n)
+    singular[n // 2] = 0.0
+    pivots.append(singular)
+    mats = [(L * d) @ L.T for d in pivots]
+    with_nan = mats[0].copy()
+    with_nan[n - 1, 0] = with_nan[0, n - 1] = np.nan
+    mats = np.stack([*mats, with_nan])
+    want = [True] + [False] * len(fail_at)
+    batched = np.asarray(cholesky_succeeded(jax.vmap(cholesky_lower)(jnp.asarray(mats))))
+    singles = np.array([bool(cholesky_succeeded(cholesky_lower(jnp.asarray(A)))) for A in mats])
+    decided = len(want)  # the zero pivot may round either way
+    for A, ok in zip(mats[:decided], want, strict=True):
         try:
-            want.append(bool(np.isfinite(np.linalg.cholesky(A)).all()))
+            np.linalg.cholesky(A)
         except np.linalg.LinAlgError:
-            want.append(False)
-    batched = cholesky_succeeded(jax.vmap(cholesky_lower)(jnp.asarray(mats)))
-    singles = [bool(cholesky_succeeded(cholesky_lower(jnp.asarray(A)))) for A in mats]
-    # a zero pivot may round either way; every other case is decided
-    decided = np.arange(len(mats)) != 3
-    np.testing.assert_array_equal(np.asarray(batched)[decided], np.asarray(want)[decided])
-    np.testing.assert_array_equal(np.asarray(singles)[decided], np.asarray(want)[decided])
-    assert not bool(batched[1]) and not singles[1] and not bool(batched[5])
+            assert not ok
+        else:
+            assert ok
+    np.testing.assert_array_equal(batched[:decided], want)
+    np.testing.assert_array_equal(singles[:decided], want)
+    assert not batched[-1] and not singles[-1]  # NaN
     assert cholesky_succeeded(jnp.zeros((4, 0, 0))).tolist() == [True] * 4

@@ -469,7 +469,7 @@ def test_batched_lapack_calls_do_not_deadlock():
     assert "done" in result.stdout
 
 
-# --- batches of closed forms are factored first, checked after (_solve_closed_batch) -------
+# --- batches of closed forms: eigendecompositions factored first, the rest checked first ---
 
 
 def _mixed_batch(n: int, dtype, extreme: bool) -> np.ndarray:
@@ -494,22 +494,30 @@ def _mixed_batch(n: int, dtype, extreme: bool) -> np.ndarray:
 
 @pytest.mark.parametrize(("dtype", "extreme"), [(np.float64, False), (np.float32, True)])
 @pytest.mark.parametrize(
-    ("method", "n"), [("eigh", 5), ("sqrt", 5), ("auto", 5), ("cholesky", 12), ("auto", 12)]
+    ("method", "n", "rank", "factored_first"),
+    [
+        ("eigh", 5, None, True),
+        ("sqrt", 5, None, True),
+        ("auto", 5, 3, True),  # auto below full rank: eigh first
+        ("auto", 5, None, False),
+        ("cholesky", 12, None, False),
+        ("auto", 12, None, False),
+    ],
 )
-def test_factor_first_batch_equals_single_solves(method, n, dtype, extreme):
-    """A batch factored before its checks (eigh, sqrt; or, with an extreme scale in it,
-    solved on the checked path; Cholesky and auto are checked first) gives what each
-    matrix solved alone gives: statuses, residuals, X·Xᵀ, NaN for non-finite input; measure_residual
-    too."""
+def test_closed_batch_equals_single_solves(method, n, rank, factored_first, dtype, extreme):
+    """A batch of closed forms, factored before its checks (eigh, sqrt, auto below full
+    rank; with an extreme scale in it, solved again on the checked path) or checked first
+    (Cholesky, auto), gives what each matrix solved alone gives: statuses, residuals,
+    X·Xᵀ, NaN for non-finite input; measure_residual too."""
     from jaxsolve._closed_form import starts_with_batched_eigh
 
-    assert starts_with_batched_eigh(method, n, n) == (method in ("eigh", "sqrt"))
+    assert starts_with_batched_eigh(method, n, rank or n) == factored_first
     C = _mixed_batch(n, dtype, extreme)
     tol = 20 * n * eps(dtype)
     measure = extreme  # both residual modes, without doubling the compiles
-    batch = solve(jnp.asarray(C), method=method, measure_residual=measure)
+    batch = solve(jnp.asarray(C), method=method, rank=rank, measure_residual=measure)
     # vmap traces solve on one matrix: the checked path, matrix by matrix
-    singles = jax.vmap(lambda c: solve(c, method=method, measure_residual=measure))(C)
+    singles = jax.vmap(lambda c: solve(c, method=method, rank=rank, measure_residual=measure))(C)
     np.testing.assert_array_equal(np.asarray(batch.status), np.asarray(singles.status))
     for i, c in enumerate(C):
         if not np.isfinite(c).all() or int(singles.status[i]) == Status.CHOLESKY_FAILED:
