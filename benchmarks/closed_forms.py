@@ -351,13 +351,15 @@ def _notes(sweep, batch_recs):
         "anyway; batches take the exact checks. Batches of n ≤ 8 use an unrolled Cholesky "
         "(jaxsolve/_small_linalg.py) instead of one LAPACK call per matrix, and 2×2 "
         "matrices a closed-form eigendecomposition (LAPACK's dlaev2 on whole arrays).",
-        "A batch whose factorisation is a LAPACK call is factored FIRST and checked after "
-        "(one pass, unscaled, exact for largest entries in [2^−e/4, 2^(e/4+2)); an extreme "
-        "scale sends the batch to the checked path): jaxlib 0.10 splits a batched LAPACK "
-        "call over two threads only when it starts on the thread running the program, and "
-        "after the checks' multithreaded reductions it no longer does. solve(method='auto') "
-        "on a batch runs eigh only when one of its Cholesky factors failed (a cond on the "
-        "batch; a per-matrix cond under vmap would pay for both).",
+        "A batch that starts with a batched eigendecomposition (eigh, sqrt, auto below "
+        "full rank) is factored FIRST and checked after (one pass, unscaled, exact for "
+        "largest entries in [2^−e/4, 2^(e/4+2)); an extreme scale sends the batch to the "
+        "checked path): jaxlib 0.10 splits a batched LAPACK call over two threads only when "
+        "it starts on the thread running the program, and after the checks' multithreaded "
+        "reductions it no longer does. Batched Cholesky measured slower that way and is "
+        "checked first. solve(method='auto') on a batch runs eigh only when one of its "
+        "Cholesky factors failed (a cond on the batch; a per-matrix cond under vmap would "
+        "pay for both).",
     ]
 
 

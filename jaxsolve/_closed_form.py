@@ -63,17 +63,24 @@ def _eigh_tangents(lam, V, dS):
     return jnp.diagonal(inner, axis1=-2, axis2=-1), V @ (F * inner)
 
 
-@jax.custom_jvp
+def _with_eigh_derivative(decompose: Callable) -> Callable:
+    """``decompose`` (S ↦ (eigenvalues ascending, eigenvectors)) with
+    :func:`_eigh_tangents` as its derivative."""
+    decomposition = jax.custom_jvp(decompose)
+
+    @decomposition.defjvp
+    def _jvp(primals, tangents):
+        (S,), (dS,) = primals, tangents
+        lam, V = decomposition(S)
+        return (lam, V), _eigh_tangents(lam, V, dS)
+
+    return decomposition
+
+
+@_with_eigh_derivative
 def _lapack_eigh(S: jax.Array) -> tuple[jax.Array, jax.Array]:
     V, lam = lax.linalg.eigh(S, symmetrize_input=False)
     return lam, V
-
-
-@_lapack_eigh.defjvp
-def _lapack_eigh_jvp(primals, tangents):
-    (S,), (dS,) = primals, tangents
-    lam, V = _lapack_eigh(S)
-    return (lam, V), _eigh_tangents(lam, V, dS)
 
 
 def _eigh_2x2_values(S: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -115,7 +122,7 @@ def _eigh_2x2_values(S: jax.Array) -> tuple[jax.Array, jax.Array]:
     return lam, V
 
 
-@jax.custom_jvp
+@_with_eigh_derivative
 def eigh_2x2(S: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(eigenvalues ascending, eigenvectors) of symmetric 2×2 matrices S (..., 2, 2) from
     their lower triangles, in closed form: a handful of elementwise operations, against a
@@ -124,13 +131,6 @@ def eigh_2x2(S: jax.Array) -> tuple[jax.Array, jax.Array]:
     NaN entry gives NaN eigenvalues. Its derivative is :func:`_eigh_tangents` (that of
     ``lax.linalg.eigh`` for symmetric perturbations)."""
     return _eigh_2x2_values(S)
-
-
-@eigh_2x2.defjvp
-def _eigh_2x2_jvp(primals, tangents):
-    (S,), (dS,) = primals, tangents
-    lam, V = eigh_2x2(S)
-    return (lam, V), _eigh_tangents(lam, V, dS)
 
 
 def psd_status(eigenvalues: jax.Array) -> jax.Array:
