@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import as_float_array
+from .._numerics import power_of_two_scale
 
 DEFAULT_DIM = 3
 
@@ -39,6 +40,45 @@ def as_coordinates(Y: Any, name: str = "Y", dim: int | None = DEFAULT_DIM) -> ja
     if dim is None and arr.shape[-1] < 1:
         raise ValueError(f"{name} must have at least one coordinate per point; got {arr.shape}")
     return arr
+
+
+def check_real(value: Any, name: str, *, positive: bool = False, nonnegative: bool = False) -> None:
+    """Raise ``ValueError`` naming ``name`` if a concrete float parameter holds NaN or Inf (or,
+    with ``positive``/``nonnegative``, values <= 0 / < 0); ``TypeError`` if it is not real.
+
+    A traced value passes: its numbers are unknown at trace time, and a sweep over it must not
+    recompile."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    try:
+        host = np.asarray(value)
+    except Exception as err:  # ragged lists and the like
+        raise TypeError(f"{name} must be a real number; got {value!r:.80}") from err
+    if host.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real number; got {value!r:.80} (dtype {host.dtype})")
+    if positive:
+        bad, wanted = ~(host > 0), "positive and finite"
+    elif nonnegative:
+        bad, wanted = ~(host >= 0), "non-negative and finite"
+    else:
+        bad, wanted = np.zeros(host.shape, bool), "finite"
+    bad = bad | ~np.isfinite(host)
+    if np.any(bad):
+        shown = host.item() if host.ndim == 0 else f"{host[bad].flat[0]} (among {host.size} values)"
+        raise ValueError(f"{name} must be {wanted}; got {shown}")
+
+
+def unit_scale(largest: jax.Array) -> jax.Array:
+    """A power of two ``c`` with ``largest·c`` in [½, 2) (1 where ``largest`` is 0 or not
+    finite), the same shape as ``largest``; a constant for differentiation.
+
+    Distances (or coordinates) multiplied by ``c`` have squares near 1, so forming them can
+    neither overflow nor underflow whatever the input's scale, and dividing a result by ``c``
+    is exact. ``c`` is ``h²`` for the ``h`` of :func:`jaxsolve._numerics.power_of_two_scale`,
+    kept a normal number: a subnormal ``largest`` ends up above 2⁻⁷⁰ and a near-overflow one
+    below 2¹⁸ rather than in [½, 2), still safe to square.
+    """
+    return power_of_two_scale(largest[..., None], axis=-1) ** 2
 
 
 def _pair(Y: Any, Z: Any, dim: int | None) -> tuple[jax.Array, jax.Array]:
@@ -116,10 +156,26 @@ def pairwise_distances(
     distance: the diagonal and coincident points give exactly 0 with finite (zero)
     gradient and Hessian. Matches ``scipy.spatial.distance.squareform(pdist(Y))``.
 
+    The squares are formed in a power-of-two unit in which the largest coordinate is near 1
+    (:func:`unit_scale`, exact), so distances are right at any scale the dtype holds, from
+    1e-300 to 1e300 in float64, though their squares would under- or overflow. Distances
+    below ``sqrt_threshold``'s ≈1e-77 (float64) times the largest coordinate count as 0.
+
     >>> pairwise_distances(jnp.array([[0.0, 0, 0], [3, 4, 0]]))  # doctest: +SKIP
     Array([[0., 5.], [5., 0.]])
     """
-    return safe_sqrt(squared_distances(Y, Z, dim=dim))
+    Y, Z = _pair(Y, Z, dim)
+    c = _coordinate_unit(Y, Z)
+    return safe_sqrt(squared_differences(Y * c, Z * c)) / c
+
+
+def _coordinate_unit(Y: jax.Array, Z: jax.Array) -> jax.Array:
+    """:func:`unit_scale` of ``max(|Y|, |Z|)`` per matrix, shape ``(..., 1, 1)``."""
+    largest = jnp.maximum(
+        jnp.max(jnp.abs(Y), axis=(-2, -1), initial=0.0),
+        jnp.max(jnp.abs(Z), axis=(-2, -1), initial=0.0),
+    )
+    return unit_scale(largest)[..., None, None]
 
 
 def gram(
@@ -149,10 +205,11 @@ def contact_map(
     Values lie in (0, 1): near 1 for pairs closer than ``cutoff``, near 0 beyond it, with a
     transition of width ~``temperature``; the hard map is the limit ``temperature → 0``.
     ``cutoff`` and ``temperature`` are traced (a sweep does not recompile); a concrete
-    non-positive temperature raises ``ValueError``. The diagonal is ``sigmoid(cutoff/temperature)``.
+    temperature that is not positive and finite, or a concrete non-finite cutoff, raises
+    ``ValueError``. The diagonal is ``sigmoid(cutoff/temperature)``.
     """
-    if not isinstance(temperature, jax.core.Tracer) and np.any(np.asarray(temperature) <= 0):
-        raise ValueError(f"temperature must be positive; got {temperature!r}")
+    check_real(temperature, "temperature", positive=True)
+    check_real(cutoff, "cutoff")
     D = pairwise_distances(Y, Z, dim=dim)
     return jax.nn.sigmoid((cutoff - D) / temperature)
 

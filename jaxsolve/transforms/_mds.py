@@ -13,11 +13,21 @@ Error channels (see docs/transforms.md):
 * bad numbers in a *concrete* (eager, not traced) D with ``check=True`` (the default):
   ``ValueError`` naming the first bad entry (non-finite, negative, non-symmetric, non-zero
   diagonal), from :func:`check_distance_matrix`;
+* the same for concrete ``weights`` with ``check=True`` (a negative or non-finite entry);
+  a concrete ``rtol``/``learning_rate`` that is not finite (or is negative / not positive)
+  raises ``ValueError`` whatever ``check``;
 * the same under ``jit``/``vmap`` or with ``check=False``: a :class:`jaxsolve.Status` per
-  matrix: ``NON_FINITE_INPUT`` (Y all NaN), ``NOT_SYMMETRIC`` (the symmetric part is used),
+  matrix: ``NON_FINITE_INPUT`` (Y all NaN; also for invalid weights), ``NOT_SYMMETRIC`` (the
+  symmetric part is used),
   ``NOT_PSD`` (not a Euclidean distance matrix: negative entries, or, for classical MDS, a
   double-centred Gram with significant negative eigenvalues — the result is then the best
   rank-``dim`` fit, not an error).
+
+Scale: every function works in a unit in which the largest observed distance is near 1 (a
+power of two, so the change of unit is exact), and scales ``Y`` and the stress back. Statuses
+and ``Y`` (up to the scale) are the same for ``D`` and ``s·D`` across the dtype's range; the
+raw stress scales by ``s²`` and overflows to Inf (or underflows to 0) only where that value
+itself is out of range.
 """
 
 from __future__ import annotations
@@ -33,8 +43,16 @@ from jax import lax
 
 from .. import solve
 from .._checks import as_square_matrices, check_choice, check_int, default_tol
-from .._solution import Status, worst_status
-from ._distances import DEFAULT_DIM, as_coordinates, safe_sqrt, squared_distances
+from .._numerics import power_of_two_scale
+from .._solution import Status, StatusResult, worst_status
+from ._distances import (
+    DEFAULT_DIM,
+    as_coordinates,
+    check_real,
+    safe_sqrt,
+    squared_distances,
+    unit_scale,
+)
 
 _HIGHEST = lax.Precision.HIGHEST
 REFINE_METHODS = ("smacof", "adam")
@@ -42,32 +60,6 @@ CLASSICAL_SOLVERS = ("eigh", "randomized")
 _OVERSAMPLE = 10  # extra directions of the randomized subspace iteration
 _POWER_STEPS = 6
 _AUTO_RANDOMIZED_N = 100  # mds(start="auto") uses the randomized solver from this N on
-
-
-class MDSResult(NamedTuple):
-    """Result of the MDS functions (a pytree: passes through ``jit`` and ``vmap``).
-
-    Attributes:
-        Y: coordinates, shape ``(..., N, dim)``, centred at the origin; unique only up to a
-            rotation and reflection (compare with :func:`jaxsolve.transforms.align`).
-        stress: raw stress ``Σ_{i<j} w_ij (‖y_i − y_j‖ − D_ij)²`` over the observed pairs,
-            shape ``(...)`` (what scikit-learn's ``MDS.stress_`` reports for metric MDS).
-        status: integer :class:`jaxsolve.Status` per matrix, shape ``(...)``.
-        steps: refinement iterations per matrix, shape ``(...)`` (0 for classical MDS).
-    """
-
-    Y: jax.Array
-    stress: jax.Array
-    status: jax.Array
-    steps: jax.Array
-
-    @property
-    def ok(self) -> jax.Array:
-        return self.status == Status.SUCCESS
-
-    def messages(self) -> list[str]:
-        """The status of each matrix as ``"NAME: message"``, worded for MDS (host-side)."""
-        return [describe(code) for code in np.ravel(np.asarray(self.status))]
 
 
 # What each status means for distances → coordinates (Status.message speaks of X·Xᵀ = C).
@@ -90,16 +82,41 @@ MDS_MESSAGES = {
         "large Adam learning rate); Y is the last finite iterate."
     ),
     Status.NON_FINITE_INPUT: (
-        "D has NaN or Inf among its observed entries; Y is NaN. Mark missing distances with "
-        "mask=False."
+        "D has NaN or Inf among its observed entries, or weights are negative or not finite; "
+        "Y is NaN. Mark missing distances with mask=False."
     ),
 }
 
 
-def describe(code: int) -> str:
-    """``"NAME: message"`` for a status code of an MDS result."""
-    status = Status(int(code))
-    return f"{status.name}: {MDS_MESSAGES.get(status, status.message)}"
+class _MDSFields(NamedTuple):
+    Y: jax.Array
+    stress: jax.Array
+    status: jax.Array
+    steps: jax.Array
+
+
+class MDSResult(StatusResult, _MDSFields):
+    """Result of the MDS functions (a pytree: passes through ``jit`` and ``vmap``).
+
+    ``ok`` and ``messages()`` as for :class:`jaxsolve.Solution`, with messages worded for
+    distances → coordinates.
+
+    Attributes:
+        Y: coordinates, shape ``(..., N, dim)``, centred at the origin; unique only up to a
+            rotation and reflection (compare with :func:`jaxsolve.transforms.align`).
+        stress: raw stress ``Σ_{i<j} w_ij (‖y_i − y_j‖ − D_ij)²`` over the observed pairs,
+            shape ``(...)`` (what scikit-learn's ``MDS.stress_`` reports for metric MDS).
+        status: integer :class:`jaxsolve.Status` per matrix, shape ``(...)``.
+        steps: refinement iterations per matrix, shape ``(...)`` (0 for classical MDS).
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def describe(code: int) -> str:
+        """``"NAME: message"`` for a status code, worded for MDS."""
+        status = Status(int(code))
+        return f"{status.name}: {MDS_MESSAGES.get(status, status.message)}"
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -112,25 +129,57 @@ def _is_concrete(*values: Any) -> bool:
 def _as_mask(mask: Any, shape: tuple[int, ...], name: str = "mask") -> jax.Array | None:
     if mask is None:
         return None
+    dtype = mask.dtype if isinstance(mask, jax.Array) else np.asarray(mask).dtype
+    if dtype.kind not in "biuf":  # before jnp.asarray, whose error on strings names no argument
+        raise TypeError(f"{name} must be an array of real numbers; got dtype {dtype}")
     m = jnp.asarray(mask)
     if m.shape != shape[-m.ndim :] or m.ndim < 2:
         raise ValueError(f"{name} must have the shape of D, {shape}, or (N, N); got {m.shape}")
     return m
 
 
+def _as_weights(weights: Any, shape: tuple[int, ...], check: bool) -> jax.Array | None:
+    """``weights`` checked for shape; with ``check``, concrete weights that are negative or
+    not finite raise ``ValueError`` (traced ones give NON_FINITE_INPUT, see
+    :func:`_weights_ok`)."""
+    w = _as_mask(weights, shape, "weights")
+    if w is None:
+        return None
+    if check and _is_concrete(weights):
+        host = np.asarray(w)
+        bad = ~(np.isfinite(host) & (host >= 0))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"weights must be finite and non-negative; weights{list(idx)} = {host[idx]}"
+            )
+    return w
+
+
+def _weights_ok(D: jax.Array, weights: Any) -> jax.Array:
+    """Per matrix of D: every weight is finite and non-negative (True without weights)."""
+    if weights is None:
+        return jnp.ones(D.shape[:-2], bool)
+    w = jnp.asarray(weights)
+    ok = jnp.all(jnp.isfinite(w) & (w >= 0), axis=(-2, -1))
+    return jnp.broadcast_to(ok, D.shape[:-2])
+
+
 def _pair_weights(D: jax.Array, mask: Any, weights: Any) -> jax.Array:
     """Symmetric weights with a zero diagonal: a pair counts if observed both ways."""
     n = D.shape[-1]
-    W = jnp.ones(D.shape, D.dtype)
+    use = ~jnp.eye(n, dtype=bool)
     mask = _as_mask(mask, D.shape)
     if mask is not None:
         m = mask.astype(bool)
-        W = W * (m & jnp.swapaxes(m, -1, -2)).astype(D.dtype)
+        use = use & m & jnp.swapaxes(m, -1, -2)
+    use = jnp.broadcast_to(use, D.shape)
     weights = _as_mask(weights, D.shape, "weights")
-    if weights is not None:
-        w = jnp.asarray(weights, D.dtype)
-        W = W * (w + jnp.swapaxes(w, -1, -2)) / 2
-    return W * (1 - jnp.eye(n, dtype=D.dtype))
+    if weights is None:
+        return use.astype(D.dtype)
+    w = jnp.asarray(weights, D.dtype)
+    # where, not a product: an unused pair's weight (NaN included) must not leak into sums.
+    return jnp.where(use, (w + jnp.swapaxes(w, -1, -2)) / 2, 0.0)
 
 
 def check_distance_matrix(
@@ -181,10 +230,16 @@ def check_distance_matrix(
         )
 
 
-def _input_status(D: jax.Array, W: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(finite per matrix, status per matrix) for the observed entries, usable under jit."""
+def _input_status(
+    D: jax.Array, W: jax.Array, weights_ok: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """(usable per matrix, status per matrix) for the observed entries, usable under jit:
+    a matrix is unusable (NON_FINITE_INPUT) if an observed entry is not finite or, with
+    ``weights_ok`` (from :func:`_weights_ok`), its weights are invalid."""
     observed = W > 0
     finite = jnp.all(jnp.isfinite(D) | ~observed, axis=(-2, -1))
+    if weights_ok is not None:
+        finite = finite & weights_ok
     safe = jnp.where(observed & jnp.isfinite(D), D, 0.0)
     scale = jnp.max(jnp.abs(safe), axis=(-2, -1), initial=0.0)
     tol = default_tol(D.shape[-1], D.dtype) * scale
@@ -204,6 +259,47 @@ def _input_status(D: jax.Array, W: jax.Array) -> tuple[jax.Array, jax.Array]:
 def _raw_stress(dist: jax.Array, D: jax.Array, W: jax.Array) -> jax.Array:
     # Σ over the full matrix counts each pair twice.
     return 0.5 * jnp.sum(W * (dist - D) ** 2, axis=(-2, -1))
+
+
+# --- the unit: distances near 1 ------------------------------------------------------------------
+
+
+def _largest(A: jax.Array, use: jax.Array | None = None) -> jax.Array:
+    """``max |A|`` per matrix over the finite entries (where ``use``); 0 for none."""
+    keep = jnp.isfinite(A) if use is None else use & jnp.isfinite(A)
+    return jnp.max(jnp.where(keep, jnp.abs(A), 0.0), axis=(-2, -1), initial=0.0)
+
+
+def _distance_unit(D: jax.Array, use: jax.Array | None, squared: bool) -> jax.Array:
+    """The power of two ``h`` per matrix that brings the largest distance in D (where ``use``)
+    near 1: multiply distances and coordinates by h, squared distances by h²."""
+    largest = _largest(D, use)
+    if squared:
+        return power_of_two_scale(largest[..., None], axis=-1)  # D·h² in [½, 2)
+    return unit_scale(largest)
+
+
+def _in_unit(D: jax.Array, h: jax.Array, squared: bool) -> jax.Array:
+    h = h[..., None, None]
+    return D * (h * h if squared else h)
+
+
+def _divide(x: jax.Array, *powers: jax.Array) -> jax.Array:
+    """``x`` divided by each power of two in turn: exact unless the result itself under- or
+    overflows. The barrier keeps XLA from rewriting ``x / a / b`` as ``x / (a·b)``, whose
+    ``a·b`` is out of range at extreme scales."""
+    for i, p in enumerate(powers):
+        x = x / p
+        if i + 1 < len(powers):
+            x = lax.optimization_barrier(x)
+    return x
+
+
+def _from_unit(res: MDSResult, h: jax.Array, g: jax.Array | None = None) -> MDSResult:
+    """``res`` computed on distances ``D·h`` and weights ``W·g`` (g = 1 if None), in the
+    caller's units: Y / h and stress / (g·h²)."""
+    powers = (h, h) if g is None else (g, h, h)
+    return res._replace(Y=res.Y / h[..., None, None], stress=_divide(res.stress, *powers))
 
 
 def stress(
@@ -228,13 +324,21 @@ def stress(
         raise ValueError(
             f"D must be (..., N, N) for Y of shape (..., N, d) = {Y.shape}; got D {D.shape}"
         )
+    weights = _as_weights(weights, D.shape, check=True)
     W = _pair_weights(D, mask, weights)
     D = jnp.where(W > 0, D, 0.0)
-    raw = _raw_stress(safe_sqrt(squared_distances(Y, dim=None)), D, W)
-    if not normalized:
-        return raw
-    total = 0.5 * jnp.sum(W * D**2, axis=(-2, -1))
-    return safe_sqrt(jnp.where(total > 0, raw / jnp.where(total > 0, total, 1.0), raw))
+    # In the unit of the largest distance or coordinate (squares near 1) and of the largest
+    # weight; the raw stress is scaled back, stress-1 is a ratio and needs no scaling back.
+    h = unit_scale(jnp.maximum(_largest(D), _largest(Y)))
+    g = unit_scale(_largest(W))
+    Yu = Y * h[..., None, None]
+    Du, Wu = D * h[..., None, None], W * g[..., None, None]
+    raw_u = _raw_stress(safe_sqrt(squared_distances(Yu, dim=None)), Du, Wu)
+    raw = _divide(raw_u, g, h, h)
+    if normalized:
+        total = 0.5 * jnp.sum(Wu * Du**2, axis=(-2, -1))
+        raw = safe_sqrt(jnp.where(total > 0, raw_u / jnp.where(total > 0, total, 1.0), raw))
+    return jnp.where(_weights_ok(D, weights), raw, jnp.nan)
 
 
 # --- classical MDS -----------------------------------------------------------------------------
@@ -321,7 +425,8 @@ def classical_mds(
     rounding, typical of noisy distances, or D has negative entries; Y is still the best
     rank-``dim`` fit — refine it with :func:`refine_mds`); NOT_SYMMETRIC (the symmetric part
     of D was used); NON_FINITE_INPUT (Y is NaN). Exact for Euclidean distances: the points
-    are recovered up to a rigid motion and reflection to ~``eps·N·max D``.
+    are recovered up to a rigid motion and reflection to ~``eps·N·max D``, at any scale of D
+    the dtype holds (the squares are formed in the unit of max D).
 
     >>> res = classical_mds(pairwise_distances(Y_true))        # doctest: +SKIP
     >>> align(res.Y, Y_true, reflection=True).rmsd             # ~1e-14   # doctest: +SKIP
@@ -333,16 +438,29 @@ def classical_mds(
     if check and _is_concrete(D):
         check_distance_matrix(D, squared=squared)
     n = D.shape[-1]
-    batch = D.shape[:-2]
     solver = check_choice(solver, "solver", CLASSICAL_SOLVERS)
     if n == 0:
-        zeros = jnp.zeros(batch, jnp.int32)
-        return MDSResult(jnp.zeros((*batch, 0, dim), D.dtype), zeros.astype(D.dtype), zeros, zeros)
+        return _empty_result(D, dim)
     return _classical(D, dim=dim, squared=squared, solver=solver)
+
+
+def _empty_result(D: jax.Array, dim: int) -> MDSResult:
+    """The result for N = 0 points: no coordinates, stress 0, SUCCESS."""
+    zeros = jnp.zeros(D.shape[:-2], jnp.int32)
+    return MDSResult(
+        jnp.zeros((*D.shape[:-2], 0, dim), D.dtype), zeros.astype(D.dtype), zeros, zeros
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("dim", "squared", "solver"))
 def _classical(D: jax.Array, *, dim: int, squared: bool, solver: str) -> MDSResult:
+    h = _distance_unit(D, None, squared)
+    res = _classical_unit(_in_unit(D, h, squared), dim=dim, squared=squared, solver=solver)
+    return _from_unit(res, h)
+
+
+def _classical_unit(D: jax.Array, *, dim: int, squared: bool, solver: str) -> MDSResult:
+    """Classical MDS of D whose largest entry is near 1 (see :func:`_distance_unit`)."""
     n, batch = D.shape[-1], D.shape[:-2]
     W = _pair_weights(D, None, None)
     _, in_status = _input_status(D, W)
@@ -474,7 +592,9 @@ def refine_mds(
         init: starting coordinates, shape ``(..., N, dim)`` (e.g. ``classical_mds(D).Y``).
         mask: optional boolean ``(..., N, N)``, True where ``D_ij`` is observed; a pair is
             used when observed both ways. The observed graph must be connected.
-        weights: optional non-negative ``(..., N, N)`` weights ``w_ij`` (symmetrised).
+        weights: optional ``(..., N, N)`` weights ``w_ij``, finite and non-negative
+            (symmetrised; with ``check``, concrete weights that are not raise ``ValueError``,
+            traced ones give NON_FINITE_INPUT).
         method: static. ``"smacof"`` (default): the Guttman transform in a
             ``lax.while_loop``, monotone, stops when the stress decrease is below
             ``rtol × Σ_{i<j} w_ij d_ij(Y)²`` (scikit-learn's criterion) or at
@@ -482,7 +602,8 @@ def refine_mds(
             normalised stress for exactly ``max_steps`` steps with step size
             ``learning_rate × RMS(D)``; a ``lax.scan``, so ``jax.grad`` flows through it.
         max_steps: static int.
-        rtol, learning_rate: traced floats.
+        rtol, learning_rate: traced floats, finite, ``rtol >= 0`` and ``learning_rate > 0``
+            (a concrete value that is not raises ``ValueError``).
         squared: static; D holds squared distances (their square roots are fitted).
         check: as in :func:`classical_mds`.
 
@@ -491,7 +612,9 @@ def refine_mds(
 
     Statuses: SUCCESS; MAX_STEPS (smacof only); NON_FINITE (Y is the last finite iterate);
     and the input statuses of :func:`classical_mds` (NON_FINITE_INPUT for non-finite
-    *observed* entries, NOT_SYMMETRIC, NOT_PSD for negative entries).
+    *observed* entries or invalid weights, NOT_SYMMETRIC, NOT_PSD for negative entries).
+    ``init`` is in the units of D: the refinement runs in the unit of max D, as
+    :func:`classical_mds` does.
     """
     method = check_choice(method, "method", REFINE_METHODS)
     max_steps = check_int(max_steps, "max_steps", low=0)
@@ -500,6 +623,8 @@ def refine_mds(
     n = D.shape[-1]
     if Y0.shape[-2] != n:
         raise ValueError(f"init must have N = {n} rows to match D {D.shape}; got {Y0.shape}")
+    _check_refine_options(rtol, learning_rate)
+    weights = _as_weights(weights, D.shape, check)
     if check and _is_concrete(D, mask):
         check_distance_matrix(D, mask, squared=squared)
     return _refine(
@@ -515,11 +640,35 @@ def refine_mds(
     )
 
 
+def _check_refine_options(rtol: Any, learning_rate: Any) -> None:
+    check_real(rtol, "rtol", nonnegative=True)
+    check_real(learning_rate, "learning_rate", positive=True)
+
+
 @functools.partial(jax.jit, static_argnames=("method", "max_steps", "squared"))
 def _refine(D, mask, weights, Y0, *, method, max_steps, rtol, learning_rate, squared):
     W = _pair_weights(D, mask, weights)
-    unit = mask is None and weights is None
-    finite, in_status = _input_status(D, W)
+    h = _distance_unit(D, W > 0, squared)
+    g = unit_scale(_largest(W))
+    res = _refine_unit(
+        _in_unit(D, h, squared),
+        W * g[..., None, None],
+        _weights_ok(D, weights),
+        Y0 * h[..., None, None],
+        method=method,
+        max_steps=max_steps,
+        rtol=rtol,
+        learning_rate=learning_rate,
+        squared=squared,
+        unit=mask is None and weights is None,
+    )
+    return _from_unit(res, h, g)
+
+
+def _refine_unit(D, W, weights_ok, Y0, *, method, max_steps, rtol, learning_rate, squared, unit):
+    """The refinement of D whose largest observed entry is near 1, with pair weights W whose
+    largest is near 1 (``unit``: all one)."""
+    finite, in_status = _input_status(D, W, weights_ok)
     target = jnp.where((W > 0) & jnp.isfinite(D), D, 0.0)
     if squared:
         target = jnp.sqrt(jnp.abs(target))
@@ -601,12 +750,13 @@ def mds(
     if method is not None:
         method = check_choice(method, "method", REFINE_METHODS)
     max_steps = check_int(max_steps, "max_steps", low=0)
+    _check_refine_options(rtol, learning_rate)
+    _as_mask(mask, D.shape)
+    weights = _as_weights(weights, D.shape, check)
     if check and _is_concrete(D, mask):
         check_distance_matrix(D, mask, squared=squared)
-    if mask is not None:
-        _as_mask(mask, D.shape)
-    if weights is not None:
-        _as_mask(weights, D.shape, "weights")
+    if D.shape[-1] == 0:
+        return _empty_result(D, dim)
     # One compiled computation from here on: no eager N×N passes between the stages.
     return _mds(
         D,
@@ -625,6 +775,10 @@ def mds(
 @functools.partial(jax.jit, static_argnames=("dim", "method", "max_steps", "squared", "start"))
 def _mds(D, mask, weights, rtol, learning_rate, *, dim, method, max_steps, squared, start):
     W = _pair_weights(D, mask, weights)
+    # One unit for both stages: that of the entries the classical start reads (all of D
+    # without a mask, else the observed pairs its fill goes through).
+    h = _distance_unit(D, None if mask is None else W > 0, squared)
+    D = _in_unit(D, h, squared)
     if mask is None:
         start_D = D
     else:
@@ -638,17 +792,20 @@ def _mds(D, mask, weights, rtol, learning_rate, *, dim, method, max_steps, squar
             fill = jax.vmap(fill)
         start_D = fill(filled, jnp.broadcast_to(observed, filled.shape).reshape(filled.shape))
         start_D = start_D**2 if squared else start_D
-    initial = classical_mds(start_D, dim, squared=squared, check=False, solver=start)
+    initial = _classical_unit(start_D, dim=dim, squared=squared, solver=start)
     if method is None:
-        return initial
-    return _refine(
+        return _from_unit(initial, h)
+    g = unit_scale(_largest(W))
+    res = _refine_unit(
         D,
-        mask,
-        weights,
+        W * g[..., None, None],
+        _weights_ok(D, weights),
         initial.Y,
         method=method,
         max_steps=max_steps,
         rtol=rtol,
         learning_rate=learning_rate,
         squared=squared,
+        unit=mask is None and weights is None,
     )
+    return _from_unit(res, h, g)

@@ -24,7 +24,7 @@ from flax import nnx
 from jax import lax
 
 from .._checks import check_int
-from ._distances import pairwise_distances
+from ._distances import check_real, pairwise_distances
 
 
 class SequenceToCoords(nnx.Module):
@@ -98,6 +98,8 @@ def chain_dataset(
     """
     n_samples = check_int(n_samples, "n_samples", low=1)
     length = check_int(length, "length", low=1)
+    for value, name in ((bond, "bond"), (turn, "turn"), (rise, "rise")):
+        check_real(value, name)
     raw = jax.random.uniform(key, (n_samples, length + 2), dtype, -1.0, 1.0)
     x = (raw[:, :-2] + raw[:, 1:-1] + raw[:, 2:]) / 3  # a little smoothing
     heading = jnp.cumsum(turn * (1.0 + x), axis=1)
@@ -134,6 +136,8 @@ def fit_through_transform(
     loss after training.
     """
     steps = check_int(steps, "steps", low=1)
+    if not callable(learning_rate):  # optax also takes a schedule
+        check_real(learning_rate, "learning_rate", positive=True)
     optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
 

@@ -63,6 +63,27 @@ def test_contact_map_values_and_limits():
         contact_map(Y64, temperature=0.0)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"temperature": np.nan}, "temperature must be positive and finite; got nan"),
+        ({"temperature": np.inf}, "temperature must be positive and finite; got inf"),
+        ({"temperature": -1.0}, "temperature must be positive and finite"),
+        ({"temperature": jnp.array([1.0, np.nan])}, "temperature must be .* got nan"),
+        ({"cutoff": np.nan}, "cutoff must be finite; got nan"),
+        ({"cutoff": -np.inf}, "cutoff must be finite; got -inf"),
+    ],
+)
+def test_contact_map_refuses_non_finite_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        contact_map(Y64, **kwargs)
+
+
+def test_contact_map_parameter_types():
+    with pytest.raises(TypeError, match="temperature must be a real number"):
+        contact_map(Y64, temperature="warm")
+
+
 def test_contact_map_traced_parameters_do_not_recompile():
     traces = 0
 
@@ -200,3 +221,30 @@ def test_property_distances(points, copies):
     assert np.all(np.diag(D) == 0) and np.array_equal(D, D.T)
     # Triangle inequality, to rounding.
     assert np.all(D[:, :, None] <= D[:, None, :] + D.T[None, :, :] + 1e-9)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "low", "high"),
+    # Exponents at which every coordinate is a normal number and every distance is finite.
+    [(np.float64, -290, 300), (np.float32, -30, 36)],
+)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_distances_at_every_scale(dtype, low, high, data):
+    """Distances of s·Y are s times those of Y, though their squares under- or overflow."""
+    s = 10.0 ** data.draw(st.integers(low, high), label="exponent")
+    Y = _with_duplicates(Y64)[:8]
+    D = np.asarray(pairwise_distances(jnp.asarray(Y * s, dtype)), np.float64) / s
+    eps = float(np.finfo(dtype).eps)
+    np.testing.assert_allclose(D, squareform(pdist(Y)), rtol=20 * eps, atol=20 * eps * D.max())
+    assert np.all(np.diag(D) == 0) and D[0, 5] == 0  # rows 0 and 5 coincide
+    Z = Z64[:3]
+    cross = np.asarray(pairwise_distances(jnp.asarray(Y * s, dtype), jnp.asarray(Z * s, dtype)))
+    np.testing.assert_allclose(cross / s, cdist(Y, Z), rtol=20 * eps)
+
+
+def test_distance_gradient_at_extreme_scales():
+    for s in (1e-200, 1e200):
+        g = jax.grad(lambda Y: pairwise_distances(Y)[5, 8])(Y64 * s)
+        u = (Y64[5] - Y64[8]) / np.linalg.norm(Y64[5] - Y64[8])
+        np.testing.assert_allclose(g[5], u, rtol=1e-12)

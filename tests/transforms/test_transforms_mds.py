@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.spatial.distance import pdist, squareform
 
 from jaxsolve import Status
@@ -232,9 +234,185 @@ def test_max_steps_status():
         (lambda: refine_mds(D_TRUE, np.zeros((N + 1, 3))), ValueError, "init must have N"),
         (lambda: mds(D_TRUE, mask=np.ones((4, 4), bool)), ValueError, "mask must have"),
         (lambda: mds(D_TRUE, method="lbfgs"), ValueError, "method must be one of"),
+        (lambda: mds(D_TRUE, weights=np.full((N, N), "1")), TypeError, "weights must be an"),
+        (lambda: stress(Y_TRUE, D_TRUE, weights=np.eye(N) * 1j), TypeError, "weights must be"),
+        (lambda: mds(D_TRUE, weights=np.ones((4, 4))), ValueError, "weights must have"),
         (lambda: stress(np.zeros((N + 1, 3)), D_TRUE), ValueError, "D must be"),
     ],
 )
 def test_bad_shapes_and_options(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --- scale: the same answer for D and s·D across the dtype's range ----------------------------
+
+SMALL = 6
+Y_SMALL = RNG.normal(size=(SMALL, 3))
+D_SMALL = squareform(pdist(Y_SMALL))
+D_SMALL_NOISY = _noisy(D_SMALL, 0.2, seed=4)
+np.fill_diagonal(D_SMALL_NOISY, 0.0)
+# Powers of ten from the smallest scale at which flushing subnormal coordinates to zero (XLA
+# on CPU) costs no more than rounding, to the largest at which s·D is finite.
+SCALE_EXPONENTS = {np.float64: (-290, 300), np.float32: (-29, 36)}
+# One compile per function and dtype serves every scale.
+_classical_jit = jax.jit(classical_mds, static_argnames="squared")
+_mds_jit = jax.jit(mds)
+_mds_masked_jit = jax.jit(lambda D: mds(D, mask=jnp.ones(D.shape, bool), max_steps=30))
+
+
+def _runs(D, dtype, *, all_paths):
+    """classical_mds and mds of D; with ``all_paths`` also mds with a mask (the shortest-path
+    fill and the weighted Guttman transform)."""
+    D = jnp.asarray(D, dtype)
+    out = [_classical_jit(D), _mds_jit(D)]
+    return [*out, _mds_masked_jit(D)] if all_paths else out
+
+
+def _assert_same_up_to_scale(res, ref, s, dtype):
+    eps = float(np.finfo(dtype).eps)
+    assert int(res.status) == int(ref.status)
+    # Y up to the scale (and a rigid motion): compare the distances of Y / s.
+    dist = np.asarray(pairwise_distances(np.asarray(res.Y, np.float64) / s), np.float64)
+    dist_ref = np.asarray(pairwise_distances(np.asarray(ref.Y, np.float64)), np.float64)
+    np.testing.assert_allclose(dist, dist_ref, atol=1e3 * SMALL * eps * dist_ref.max())
+    # The raw stress scales by s²; out of range, it is Inf or 0 as the true value would be.
+    expected = float(ref.stress) * s * s
+    got = float(res.stress)
+    assert not np.isnan(got)
+    info = np.finfo(dtype)
+    if expected > 1.01 * float(info.max):
+        assert got == np.inf
+    elif 1e3 * float(info.tiny) <= expected < 0.99 * float(info.max):
+        floor = 1e3 * SMALL * eps * float(0.5 * np.sum(D_SMALL**2)) * s * s
+        assert abs(got - expected) <= 1e-3 * expected + floor
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_scale_invariance_across_the_range(dtype, data):
+    low, high = SCALE_EXPONENTS[dtype]
+    s = 10.0 ** data.draw(st.integers(low, high), label="exponent")
+    all_paths = dtype == np.float64  # float32 checks the two main paths
+    for D in (D_SMALL, D_SMALL_NOISY):
+        refs = _runs(D, dtype, all_paths=all_paths)
+        for res, ref in zip(_runs(D * s, dtype, all_paths=all_paths), refs, strict=True):
+            _assert_same_up_to_scale(res, ref, s, dtype)
+    if all_paths:  # squared distances scale by s²
+        s = 10.0 ** data.draw(st.integers(low // 2, high // 2), label="exponent, squared")
+        ref = _classical_jit(jnp.asarray(D_SMALL_NOISY**2, dtype), squared=True)
+        res = _classical_jit(jnp.asarray(D_SMALL_NOISY**2 * s * s, dtype), squared=True)
+        _assert_same_up_to_scale(res, ref, s, dtype)
+
+
+def test_extreme_scales_named_in_the_issue():
+    for s in (1e-160, 1e160):
+        for fn in (classical_mds, mds):
+            res = fn(D_TRUE * s)
+            assert int(res.status) == Status.SUCCESS
+            assert float(align(res.Y / s, Y_TRUE, reflection=True).rmsd) <= 1e-8
+            assert np.isfinite(float(res.stress))
+            assert float(res.stress) <= 1e-20 * s * s
+
+
+@settings(max_examples=25, deadline=None)
+@given(exponent=st.integers(-300, 300), normalized=st.booleans())
+def test_stress_function_across_scales(exponent, normalized):
+    s = 10.0**exponent
+    Y = Y_SMALL + 0.1
+    ref = float(stress(Y, D_SMALL_NOISY, normalized=normalized))
+    got = float(stress(Y * s, D_SMALL_NOISY * s, normalized=normalized))
+    expected = ref if normalized else ref * s * s
+    if expected > 1.01 * np.finfo(np.float64).max:
+        assert got == np.inf
+    elif 1e-290 < expected < 1e308:
+        assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_stress_weights_scale_out():
+    W = RNG.random((N, N))
+    D = _noisy(D_TRUE, 0.2)
+    ref = float(stress(Y_TRUE, D, weights=W))
+    for g in (1e-300, 1e300):
+        assert float(stress(Y_TRUE, D, weights=W * g)) == pytest.approx(ref * g, rel=1e-12)
+    Ds = np.stack([D_SMALL_NOISY, D_SMALL])
+    Ws = RNG.random((2, SMALL, SMALL))
+    res = mds(Ds, weights=Ws)
+    big = mds(Ds, weights=Ws * 1e300)
+    np.testing.assert_array_equal(big.status, res.status)
+    np.testing.assert_allclose(big.stress, res.stress * 1e300, rtol=1e-8, atol=1e-20 * 1e300)
+
+
+# --- weights and float options -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan, np.inf], ids=["negative", "nan", "inf"])
+def test_bad_weights_raise_naming_weights(bad):
+    W = np.ones((N, N))
+    W[2, 7] = bad
+    for call in (
+        lambda: mds(D_TRUE, weights=W),
+        lambda: refine_mds(D_TRUE, Y_TRUE, weights=W),
+        lambda: stress(Y_TRUE, D_TRUE, weights=W),
+    ):
+        with pytest.raises(ValueError, match=r"weights must be finite and non-negative.*\[2, 7\]"):
+            call()
+    with pytest.raises(ValueError, match="weights must be"):
+        mds(D_TRUE, weights=-np.ones((N, N)))
+
+
+def test_bad_weights_are_a_status_when_traced_or_unchecked():
+    W = np.ones((2, SMALL, SMALL))
+    W[1, 0, 3] = -2.0
+    Ds = np.stack([D_SMALL_NOISY, D_SMALL])
+    for res in (
+        jax.jit(lambda D, W: mds(D, weights=W))(Ds, W),
+        refine_mds(Ds, Y_SMALL, weights=W, check=False),
+    ):
+        assert res.status[0] != Status.NON_FINITE_INPUT
+        assert int(res.status[1]) == Status.NON_FINITE_INPUT
+        assert np.isfinite(res.Y[0]).all() and np.isfinite(res.stress[0])
+        assert np.isnan(res.Y[1]).all() and np.isnan(res.stress[1])
+        assert "weights are negative or not finite" in res.messages()[1]
+    traced = jax.jit(lambda W: stress(Y_SMALL, D_SMALL, weights=W))(W[1])
+    assert np.isnan(float(traced))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"rtol": np.nan}, "rtol must be non-negative and finite"),
+        ({"rtol": -1e-6}, "rtol must be non-negative and finite"),
+        ({"rtol": np.inf}, "rtol must be non-negative and finite"),
+        ({"learning_rate": np.nan}, "learning_rate must be positive and finite"),
+        ({"learning_rate": 0.0}, "learning_rate must be positive and finite"),
+        ({"learning_rate": -np.inf}, "learning_rate must be positive and finite"),
+    ],
+)
+def test_bad_float_options_raise_naming_them(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mds(D_TRUE, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        refine_mds(D_TRUE, Y_TRUE, **kwargs)
+
+
+# --- the result type -----------------------------------------------------------------------------
+
+
+def test_mds_result_shares_the_status_mixin():
+    from jaxsolve._solution import StatusResult
+    from jaxsolve.transforms import MDSResult
+
+    res = mds(_noisy(D_TRUE, 0.5), max_steps=2, rtol=0.0)  # test_max_steps_status's compile
+    assert isinstance(res, StatusResult) and isinstance(res, MDSResult)
+    assert "ok" not in vars(MDSResult) and "messages" not in vars(MDSResult)
+    assert not bool(res.ok)
+    assert classical_mds(D_TRUE).ok
+    (message,) = res.messages()
+    assert message.startswith("MAX_STEPS: The refinement stopped")  # MDS wording
+    assert MDSResult.describe(Status.NOT_PSD).startswith("NOT_PSD: D is not a Euclidean")
+    assert MDSResult.describe(Status.CHOLESKY_FAILED) == Status.describe(Status.CHOLESKY_FAILED)
+    leaves, tree = jax.tree_util.tree_flatten(res)
+    assert type(jax.tree_util.tree_unflatten(tree, leaves)) is MDSResult
+    assert not hasattr(res, "__dict__")

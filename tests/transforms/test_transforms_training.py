@@ -43,3 +43,27 @@ def test_model_input_validation():
     model = SequenceToCoords(hidden=4, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"\(batch, N\)"):
         model(jnp.zeros((2, 5, 2)))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: chain_dataset(jax.random.key(0), 2, 4, bond=np.nan), "bond must be finite"),
+        (lambda: chain_dataset(jax.random.key(0), 2, 4, turn=np.inf), "turn must be finite"),
+        (lambda: chain_dataset(jax.random.key(0), 2, 4, rise=-np.inf), "rise must be finite"),
+        (
+            lambda: fit_through_transform(
+                SequenceToCoords(hidden=2, rngs=nnx.Rngs(0)),
+                jnp.zeros((1, 3)),
+                jnp.zeros((1, 3, 3)),
+                steps=1,
+                learning_rate=np.nan,
+            ),
+            "learning_rate must be positive and finite",
+        ),
+    ],
+    ids=["bond", "turn", "rise", "learning_rate"],
+)
+def test_float_parameters_must_be_finite(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
