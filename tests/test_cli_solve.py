@@ -1,6 +1,7 @@
 """``jaxsolve demo | solve | compare``: files in, X out, one-line errors with exit status 2."""
 
 import json
+import pickle
 import warnings
 
 import jax
@@ -145,6 +146,39 @@ def _bad_files(tmp_path):
     np.save(tmp_path / "vec.npy", np.ones(3))
     np.save(tmp_path / "B.npy", np.stack([C, C]))
     np.save(tmp_path / "C.npy", C)
+    _unreadable_files(tmp_path)
+
+
+def _unreadable_files(tmp_path):
+    """Files that are not matrices, each of which must give one line and exit status 2."""
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "folder.npy").mkdir()
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x01")
+    np.save(tmp_path / "object.npy", np.array([[1, None], [None, 1]], object), allow_pickle=True)
+    with open(tmp_path / "pickle.npy", "wb") as fh:
+        pickle.dump(C.tolist(), fh)
+    with open(tmp_path / "archive.npy", "wb") as fh:
+        np.savez(fh, C=C)
+    np.save(tmp_path / "truncated.npy", C)
+    data = (tmp_path / "truncated.npy").read_bytes()
+    (tmp_path / "truncated.npy").write_bytes(data[: len(data) // 2])
+    np.save(tmp_path / "strings.npy", np.array([["a", "b"], ["c", "d"]]))
+    np.save(tmp_path / "huge.npy", C * 1e300)
+    np.save(tmp_path / "tiny.npy", C * 1e-300)
+
+
+UNREADABLE = (
+    "empty.npy",
+    "folder.npy",
+    "folder.csv",
+    "binary.csv",
+    "object.npy",
+    "pickle.npy",
+    "archive.npy",
+    "truncated.npy",
+    "strings.npy",
+)
 
 
 ERROR_CASES = {
@@ -171,6 +205,23 @@ ERROR_CASES = {
     "compare-missing": ["compare", "{d}/missing.csv"],
     "compare-methods": ["compare", "{d}/C.npy", "--methods", "eigh,lu"],
     "compare-non-square": ["compare", "{d}/rect.npy"],
+    "compare-methods-comma": ["compare", "{d}/C.npy", "--methods", ","],
+    "compare-methods-empty": ["compare", "{d}/C.npy", "--methods", ""],
+    "compare-methods-empty-entry": ["compare", "{d}/C.npy", "--methods", "eigh,,gd"],
+    "compare-methods-twice": ["compare", "{d}/C.npy", "--methods", "eigh,eigh"],
+    "compare-json-no-folder": ["compare", "{d}/C.npy", "--json", "{d}/no/such/x.json"],
+    "compare-json-folder": ["compare", "{d}/C.npy", "--json", "{d}"],
+    "demo-json-no-folder": ["demo", "--json", "{d}/no/such/x.json"],
+    "demo-json-folder": ["demo", "--json", "{d}"],
+    "output-is-folder": ["solve", "{d}/C.npy", "-o", "{d}/folder.npy"],
+    "solve-overflow-float32": ["solve", "{d}/huge.npy", "--dtype", "float32"],
+    "compare-overflow-float32": ["compare", "{d}/huge.npy", "--dtype", "float32"],
+    "solve-underflow-float32": ["solve", "{d}/tiny.npy", "--dtype", "float32"],
+    **{
+        f"{cmd}-{name}": [cmd, f"{{d}}/{name}"]
+        for cmd in ("solve", "compare")
+        for name in UNREADABLE
+    },
 }
 
 
@@ -220,3 +271,73 @@ def test_error_messages_name_the_problem(tmp_path, capsys):
 )
 def test_bad_repeats_is_one_line_exit_2(argv, tmp_path, capsys):
     _check_one_line_error(argv, tmp_path, capsys)
+
+
+def test_unreadable_files_say_what_is_wrong(tmp_path, capsys):
+    _bad_files(tmp_path)
+    for name, words in [
+        ("empty.npy", ["empty"]),
+        ("folder.npy", ["directory"]),
+        ("binary.csv", ["not a text file"]),
+        ("object.npy", ["Python objects"]),
+        ("pickle.npy", ["not a NumPy .npy file"]),
+        ("archive.npy", ["zip archive"]),
+        ("truncated.npy", ["cannot read"]),
+        ("strings.npy", ["real numbers"]),
+    ]:
+        assert run(["solve", tmp_path / name]) == 2
+        err = capsys.readouterr().err
+        assert name in err, err
+        for word in words:
+            assert word in err, err
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
+    _bad_files(tmp_path)
+    for argv, words in [
+        (["compare", tmp_path / "C.npy", "--json", "/nonexistent/x.json"], ["/nonexistent"]),
+        (["compare", tmp_path / "C.npy", "--json", tmp_path], ["--json", "directory"]),
+        (["solve", tmp_path / "C.npy", "-o", tmp_path / "folder.npy"], ["--output", "directory"]),
+        (["solve", tmp_path / "B.npy", "-o", tmp_path / "X.csv"], ["batch", ".npy"]),
+    ]:
+        assert run(argv) == 2
+        err = capsys.readouterr()
+        assert err.out == ""  # nothing was computed
+        for word in words:
+            assert word in err.err, err.err
+
+
+def test_json_write_failure_is_one_line(tmp_path, capsys, monkeypatch):
+    """A failure at write time (a full disk, a folder removed meanwhile) is one line too."""
+    _bad_files(tmp_path)
+    target = tmp_path / "gone" / "cmp.json"
+    target.parent.mkdir()
+    original = jaxsolve.compare
+
+    def compare_then_remove_folder(*args, **kwargs):
+        result = original(*args, **kwargs)
+        target.parent.rmdir()
+        return result
+
+    monkeypatch.setattr(jaxsolve, "compare", compare_then_remove_folder)
+    argv = ["compare", tmp_path / "C.npy", "--methods", "eigh", "--repeats", 1, "--json", target]
+    assert run(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "cmp.json: cannot write" in err[0]
+
+
+def test_values_that_overflow_float32_are_named(tmp_path, capsys):
+    _bad_files(tmp_path)
+    assert run(["solve", tmp_path / "huge.npy", "--dtype", "float32"]) == 2
+    err = capsys.readouterr().err
+    assert "overflow float32" in err and "NaN" not in err
+    assert run(["solve", tmp_path / "huge.npy"]) == 0  # float64 holds them
+    assert "status SUCCESS" in capsys.readouterr().out
+
+
+def test_methods_list_names_the_problem(tmp_path, capsys):
+    _bad_files(tmp_path)
+    for methods, word in [(",", "empty name"), ("", "empty name"), ("eigh,lu", "unknown")]:
+        assert run(["compare", tmp_path / "C.npy", "--methods", methods]) == 2
+        err = capsys.readouterr().err
+        assert "--methods" in err and word in err and "cholesky" in err

@@ -6,8 +6,16 @@ import argparse
 
 import numpy as np
 
-from ._errors import CLIError
-from ._io import load_matrix, save_matrix, use_float64
+from ._errors import CLIError, library_call
+from ._io import (
+    as_dtype,
+    check_output_path,
+    load_matrix,
+    nonnegative_float,
+    positive_float,
+    save_matrix,
+    use_float64,
+)
 
 REFINE_CHOICES = ("smacof", "adam", "none")
 
@@ -17,7 +25,9 @@ def run_mds(args: argparse.Namespace) -> int:
     import jaxsolve
     from jaxsolve import transforms
 
-    D = load_matrix(args.distances).astype(args.dtype)
+    D = load_matrix(args.distances)
+    check_output_path(args.output, "--output", ndim=D.ndim)
+    D = as_dtype(D, args.dtype, args.distances)
     n = D.shape[-1]
     if args.dim < 1:
         raise CLIError(f"--dim must be a positive integer; got {args.dim}")
@@ -39,9 +49,20 @@ def run_mds(args: argparse.Namespace) -> int:
     except ValueError as err:
         hint = " (use --nan-missing to treat NaN as missing)" if "finite" in str(err) else ""
         raise CLIError(f"{args.distances}: {err}{hint}") from None
+    ref = None
+    if args.reference:  # read before the work, so that a bad file fails fast
+        ref = load_matrix(args.reference, square=False)
+        if ref.shape[-2] != n:
+            raise CLIError(f"{args.reference}: expected {n} rows (points); got shape {ref.shape}")
+        if ref.shape[-1] != args.dim:
+            raise CLIError(
+                f"{args.reference}: expected {args.dim} columns (--dim); got shape {ref.shape}"
+            )
+        ref = as_dtype(ref, args.dtype, args.reference)
 
     method = None if args.refine == "none" else args.refine
-    res = transforms.mds(
+    res = library_call(
+        transforms.mds,
         D,
         args.dim,
         mask=mask,
@@ -66,17 +87,8 @@ def run_mds(args: argparse.Namespace) -> int:
     raw = np.atleast_1d(np.asarray(res.stress))
     steps = np.atleast_1d(np.asarray(res.steps))
     rmsd = None
-    if args.reference:
-        ref = load_matrix(args.reference, square=False)
-        if ref.shape[-2] != n:
-            raise CLIError(f"{args.reference}: expected {n} rows (points); got shape {ref.shape}")
-        if ref.shape[-1] != args.dim:
-            raise CLIError(
-                f"{args.reference}: expected {args.dim} columns (--dim); got shape {ref.shape}"
-            )
-        rmsd = np.atleast_1d(
-            np.asarray(transforms.align(Y, ref.astype(args.dtype), reflection=True, dim=None).rmsd)
-        )
+    if ref is not None:
+        rmsd = np.atleast_1d(np.asarray(transforms.align(Y, ref, reflection=True, dim=None).rmsd))
     for i, msg in enumerate(res.messages()):
         prefix = f"[{i}] " if raw.size > 1 else ""
         line = (
@@ -115,13 +127,13 @@ def register(subparsers) -> None:
     mds.add_argument("--steps", type=int, default=300, help="max refinement steps (default 300)")
     mds.add_argument(
         "--rtol",
-        type=float,
+        type=nonnegative_float,
         default=1e-6,
         help="SMACOF stopping tolerance (default 1e-6, as scikit-learn)",
     )
     mds.add_argument(
         "--learning-rate",
-        type=float,
+        type=positive_float,
         default=0.01,
         help="Adam step as a fraction of the RMS distance (default 0.01)",
     )

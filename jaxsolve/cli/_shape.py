@@ -10,7 +10,7 @@ import argparse
 
 from jaxsolve._shapes import CONV_PADDING_MODES, CONV_TRANSPOSE_PADDING_MODES
 
-from ._errors import CLIError
+from ._errors import CLIError, library_call
 
 _PADDING_HELP = (
     "{modes} (any case), or explicit padding: one entry per dimension separated by commas, "
@@ -161,13 +161,6 @@ def _format(shape: tuple[int, ...]) -> str:
     return ",".join(str(n) for n in shape)
 
 
-def _library_call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except (ValueError, TypeError) as err:
-        raise CLIError(str(err).replace("\n", " ")) from None
-
-
 def _run_conv(args: argparse.Namespace) -> int:
     from jaxsolve import shapes
 
@@ -178,7 +171,7 @@ def _run_conv(args: argparse.Namespace) -> int:
     input_dilation = _ints(args.input_dilation, "--input-dilation")
     padding = _padding(args.padding, CONV_PADDING_MODES)
     padding = _padding_per_dim(padding, sizes, kernel, stride, dilation, input_dilation)
-    out = _library_call(
+    out = library_call(
         shapes.conv_output_shape,
         sizes,
         kernel,
@@ -190,7 +183,7 @@ def _run_conv(args: argparse.Namespace) -> int:
     print(_format(out))
     if args.explain:
         if isinstance(padding, str):
-            pads = _library_call(
+            pads = library_call(
                 shapes.conv_explicit_padding,
                 sizes,
                 kernel,
@@ -217,7 +210,7 @@ def _run_conv_transpose(args: argparse.Namespace) -> int:
     if args.pytorch:
         padding = _ints(args.padding or "0", "--padding", allow_zero=True)
         output_padding = _ints(args.output_padding or "0", "--output-padding", allow_zero=True)
-        out = _library_call(
+        out = library_call(
             shapes.torch_conv_transpose_output_shape,
             sizes,
             kernel,
@@ -236,7 +229,7 @@ def _run_conv_transpose(args: argparse.Namespace) -> int:
         raise CLIError("--output-padding is PyTorch's convention: add --pytorch to use it")
     padding = _padding(args.padding or "SAME", CONV_TRANSPOSE_PADDING_MODES)
     padding = _padding_per_dim(padding, sizes, kernel, stride, dilation)
-    out = _library_call(
+    out = library_call(
         shapes.conv_transpose_output_shape,
         sizes,
         kernel,

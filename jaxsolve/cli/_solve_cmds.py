@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 
-from ._errors import CLIError
-from ._io import load_matrix, positive_int, save_matrix, use_float64
+from ._errors import CLIError, library_call
+from ._io import (
+    as_dtype,
+    check_output_path,
+    load_matrix,
+    positive_int,
+    save_json,
+    save_matrix,
+    use_float64,
+)
 
 # (name, keyword arguments of jaxsolve.random_psd): the demo's built-in problems.
 DEMO_PROBLEMS = (
@@ -42,16 +49,26 @@ def _solve_options(args: argparse.Namespace, n: int) -> dict:
 def _methods(args: argparse.Namespace) -> tuple[str, ...] | None:
     import jaxsolve
 
-    if not args.methods:
+    if args.methods is None:
         return None
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    choices = ", ".join(jaxsolve.METHODS)
+    methods = tuple(m.strip() for m in args.methods.split(","))
+    if not all(methods):
+        raise CLIError(
+            f"--methods expects method names separated by commas, got {args.methods!r} "
+            f"(an empty name); choose from {choices}"
+        )
     unknown = [m for m in methods if m not in jaxsolve.METHODS]
     if unknown:
-        raise CLIError(f"--methods: unknown {unknown}; choose from {', '.join(jaxsolve.METHODS)}")
+        raise CLIError(f"--methods: unknown {unknown}; choose from {choices}")
+    repeated = sorted({m for m in methods if methods.count(m) > 1})
+    if repeated:
+        raise CLIError(f"--methods names {', '.join(repeated)} more than once")
     return methods
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    check_output_path(args.json, "--json")
     use_float64(args.dtype == "float64")
     import jaxsolve
 
@@ -66,8 +83,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"\nstatus codes: {', '.join(f'{s.value}={s.name}' for s in jaxsolve.Status)}")
     print(f"demo finished in {time.perf_counter() - start:.1f} s")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
+        save_json(args.json, report)
     return 0
 
 
@@ -76,11 +92,13 @@ def run_solve(args: argparse.Namespace) -> int:
     import jaxsolve
 
     C = load_matrix(args.matrix)
+    check_output_path(args.output, "--output", ndim=C.ndim)
     options = _solve_options(args, C.shape[-1])
     if args.method == "cholesky" and options["rank"] not in (None, C.shape[-1]):
         raise CLIError("--rank is not available with --method cholesky")
+    C = as_dtype(C, args.dtype, args.matrix)
     # a one-off call: report the residual measured on X, rounding included
-    sol = jaxsolve.solve(C.astype(args.dtype), method=args.method, measure_residual=True, **options)
+    sol = library_call(jaxsolve.solve, C, method=args.method, measure_residual=True, **options)
     if args.output:
         save_matrix(args.output, np.asarray(sol.X))
     residual = np.atleast_1d(np.asarray(sol.residual))
@@ -98,14 +116,14 @@ def run_compare(args: argparse.Namespace) -> int:
     import jaxsolve
 
     C = load_matrix(args.matrix)
+    check_output_path(args.json, "--json")
     options = _solve_options(args, C.shape[-1])
-    comparison = jaxsolve.compare(
-        C.astype(args.dtype), _methods(args), repeats=args.repeats, **options
-    )
+    methods = _methods(args)
+    C = as_dtype(C, args.dtype, args.matrix)
+    comparison = library_call(jaxsolve.compare, C, methods, repeats=args.repeats, **options)
     print(comparison)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(comparison.to_dict(), fh, indent=2)
+        save_json(args.json, comparison.to_dict())
     return 0
 
 

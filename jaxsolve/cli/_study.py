@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ._errors import CLIError
+from ._io import check_output_folder
 
 
 def register(subparsers) -> None:
@@ -89,9 +90,8 @@ def _run_mod(args: argparse.Namespace) -> int:
     bad = [o for o in optimizers if o not in ("adam", "sgd")]
     if bad or not optimizers:
         raise CLIError(f"--optimizers must be a comma-separated subset of adam,sgd, got {bad}")
+    check_output_folder(args.output, "--output")
     output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise CLIError(f"--output {str(output)!r} exists and is not a folder")
     settings = TrainSettings(steps=steps, width=width, eval_every=eval_every)
     entries = default_entries(optimizers)
     if args.only:
@@ -126,6 +126,8 @@ def _run_mod(args: argparse.Namespace) -> int:
         paths = write_report(results, output)
     except ImportError as err:
         raise CLIError(str(err)) from None
+    except OSError as err:
+        raise CLIError(f"--output {args.output}: cannot write ({err.strerror or err})") from None
     finally:
         if bar is not None:
             bar.close()
