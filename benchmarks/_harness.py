@@ -1,11 +1,11 @@
 """Shared benchmark machinery: x64, interleaved timing, result files, a ``main`` per module.
 
-Timing follows :func:`jaxsolve._compare.time_compiled` (compile ahead of time and report the
-compile time separately, warm up once, ``block_until_ready`` on every output, median of the
-timed calls) and adds one thing the shared, noisy CI machine needs: the candidates of one
-comparison are timed *interleaved*, round by round, and each round's time is divided by the
-baseline's time of the same round. The median of those per-round ratios is what the targets
-are judged on; load that drifts over seconds hits every candidate of a round alike.
+Timing: every JAX candidate is compiled ahead of time (the compile time reported
+separately), warmed up once, and timed with ``block_until_ready`` on every output. The
+candidates of one comparison are timed *interleaved*, round by round, and each round's time
+is divided by the baseline's time of the same round; the median of those per-round ratios is
+what the targets are judged on. On a shared, noisy machine, load that drifts over seconds
+hits every candidate of a round alike.
 
 A benchmark module exposes ``run(quick: bool) -> dict`` (see :func:`report`) and ends with
 ``if __name__ == "__main__": main(run)``.
@@ -85,25 +85,31 @@ def _jitted(fn):
     return fn if hasattr(fn, "lower") else jax.jit(fn)
 
 
-def compile_candidate(c: Candidate) -> tuple[Callable[[], Any], float, Any]:
-    """(a zero-argument call, compile seconds, warm-up output) for a candidate."""
+def compile_candidate(c: Candidate) -> tuple[Callable[[], Any], float, Any, float]:
+    """(a zero-argument call, compile seconds, warm-up output, warm-up seconds)."""
     if not c.jit:
         # NumPy/SciPy code, or an already-jitted function: the first call is the warm-up
         # (for a jitted function it includes the compile, reported as ``compile_s``).
         start = time.perf_counter()
         out = _block(c.fn(*c.args))
-        return (lambda: c.fn(*c.args)), time.perf_counter() - start, out
+        elapsed = time.perf_counter() - start
+        return (lambda: c.fn(*c.args)), elapsed, out, elapsed
     start = time.perf_counter()
     compiled = _jitted(c.fn).lower(*c.args).compile()
     compile_s = time.perf_counter() - start
+    start = time.perf_counter()
     out = _block(compiled(*c.args))  # warm-up
-    return (lambda: compiled(*c.args)), compile_s, out
+    return (lambda: compiled(*c.args)), compile_s, out, time.perf_counter() - start
 
 
-def _calls_per_round(call: Callable[[], Any], min_round_s: float, most: int = 1000) -> int:
+def _calls_per_round(
+    call: Callable[[], Any], min_round_s: float, warm_s: float, most: int = 1000
+) -> int:
     """How many back-to-back calls make a round of at least ``min_round_s`` (1 for a call
-    that long already): one call of a few microseconds is below what a single timer read
-    resolves on a busy machine."""
+    whose warm-up took that long already): one call of a few microseconds is below what a
+    single timer read resolves on a busy machine."""
+    if warm_s >= min_round_s:
+        return 1
     start = time.perf_counter()
     _block(call())
     once = time.perf_counter() - start
@@ -126,11 +132,11 @@ def time_interleaved(
     (each blocked until ready, so it is latency, not pipelined throughput) and records the
     mean; every candidate of the comparison gets the count the baseline needs."""
     baseline = candidates[0].name if baseline is None else baseline
-    calls, compile_s, outs = {}, {}, {}
+    calls, compile_s, outs, warm_s = {}, {}, {}, {}
     for c in candidates:
-        calls[c.name], compile_s[c.name], outs[c.name] = compile_candidate(c)
+        calls[c.name], compile_s[c.name], outs[c.name], warm_s[c.name] = compile_candidate(c)
     names = [c.name for c in candidates]
-    repeat = _calls_per_round(calls[baseline], min_round_s)
+    repeat = _calls_per_round(calls[baseline], min_round_s, warm_s[baseline])
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
@@ -174,6 +180,56 @@ def time_once(c: Candidate) -> Timing:
 # --- reports -----------------------------------------------------------------------------------
 
 
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
+
+
+def threads() -> str:
+    """``"default"`` (the libraries' own threading) or the pinned count from
+    ``JAXSOLVE_BENCH_THREADS`` (applied by ``benchmarks/__init__.py``)."""
+    import benchmarks
+
+    return benchmarks.THREADS or "default"
+
+
+def threading_info() -> dict[str, Any]:
+    """What decides the threads: the pinned count or "default", and the variables read."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count()
+    return {
+        "threads": threads(),
+        "usable_cores": usable,
+        **{v: os.environ.get(v, "") for v in THREAD_VARS},
+    }
+
+
+def code_info() -> dict[str, Any]:
+    """Which jaxsolve was measured: its location, and the git commit of its tree (with
+    ``dirty`` when the tree has uncommitted changes to tracked files)."""
+    import subprocess
+
+    import jaxsolve
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(jaxsolve.__file__)))
+    info: dict[str, Any] = {"jaxsolve": jaxsolve.__version__, "jaxsolve_path": root}
+    try:
+        git = ["git", "-C", root]
+        info["commit"] = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", "jaxsolve"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        info["dirty"] = bool(dirty)
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout
+        pass
+    return info
+
+
 def machine_info() -> dict[str, Any]:
     import jax
 
@@ -191,16 +247,16 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "x64": bool(jax.config.jax_enable_x64),
-        "threads": os.environ.get("JAXSOLVE_BENCH_THREADS", "1"),
-        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+        "threading": threading_info(),
+        "code": code_info(),
     }
 
 
 def target(
-    issue: int | str, target: str, measured: str, met: bool | None, **detail: Any
+    group: str, target: str, measured: str, met: bool | None, **detail: Any
 ) -> dict[str, Any]:
-    """One row of the targets table; ``met=None`` for 'not measured'."""
-    return {"issue": issue, "target": target, "measured": measured, "met": met, **detail}
+    """One row of the targets table; ``met=None`` for a row that reports without a target."""
+    return {"group": group, "target": target, "measured": measured, "met": met, **detail}
 
 
 def report(
@@ -230,7 +286,7 @@ def report(
 
 
 def _fmt_met(met: bool | None) -> str:
-    return {True: "yes", False: "**no**", None: "n/a"}[met]
+    return {True: "yes", False: "**no**", None: "report"}[met]
 
 
 def _cell(x: Any) -> str:
@@ -241,6 +297,21 @@ def _cell(x: Any) -> str:
     return str(x).replace("|", "\\|")
 
 
+def threading_text(m: dict[str, Any]) -> str:
+    t = m.get("threading", {})
+    if t.get("threads", "default") == "default":
+        return "threading: library defaults"
+    pinned = ", ".join(f"{v}={t[v]}" for v in THREAD_VARS if t.get(v))
+    return f"threading: pinned to {t['threads']} ({pinned})"
+
+
+def _code_text(m: dict[str, Any]) -> str:
+    c = m.get("code", {})
+    if "commit" not in c:
+        return ""
+    return f" · jaxsolve at {c['commit']}" + (" + uncommitted changes" if c.get("dirty") else "")
+
+
 def markdown(rep: dict[str, Any]) -> str:
     m = rep["machine"]
     lines = [
@@ -248,7 +319,8 @@ def markdown(rep: dict[str, Any]) -> str:
         "",
         f"{m['date_utc']} UTC · jax {m['jax']} ({m['backend']}) · {m['cpu_count']} CPU cores · "
         f"load average {m['load_average_1_5_15']} · x64 {m['x64']} · "
-        f"threads per library {m.get('threads', '?')}"
+        + threading_text(m)
+        + _code_text(m)
         + (
             f" · run took {rep['wall_s']:.0f} s wall, process CPU so far "
             f"{rep.get('process_cpu_s', 0):.0f} s"
@@ -262,12 +334,12 @@ def markdown(rep: dict[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        "| issue | target | measured | met? |",
+        "| group | target | measured | met? |",
         "|---|---|---|---|",
     ]
     for t in rep["targets"]:
         lines.append(
-            f"| {t['issue']} | {_cell(t['target'])} | {_cell(t['measured'])} | "
+            f"| {t.get('group', '')} | {_cell(t['target'])} | {_cell(t['measured'])} | "
             f"{_fmt_met(t['met'])} |"
         )
     for tab in rep["tables"]:
@@ -305,12 +377,15 @@ def _sanitize(x: Any) -> Any:
 
 
 def stem(name: str, quick: bool) -> str:
-    return os.path.join(RESULTS, name + ("_quick" if quick else ""))
+    """``results/<name>[_quick][_threads<N>]``: pinned-thread figures sit beside the default
+    ones, never over them."""
+    pinned = "" if threads() == "default" else f"_threads{threads()}"
+    return os.path.join(RESULTS, name + ("_quick" if quick else "") + pinned)
 
 
 def write(rep: dict[str, Any], plot: Callable[[dict[str, Any], str], None] | None = None):
-    """Write ``<name>[_quick].json`` and ``.md`` under benchmarks/results/, and the PNG(s) by
-    ``plot(report, path_stem)``. Returns the stem."""
+    """Write ``<stem>.json`` and ``.md`` under benchmarks/results/ (see :func:`stem`), and
+    the PNG(s) by ``plot(report, path_stem)``. Returns the stem."""
     os.makedirs(RESULTS, exist_ok=True)
     base = stem(rep["name"], rep["quick"])
     clean = _sanitize(json.loads(json.dumps(rep, default=_json_default)))
@@ -333,13 +408,13 @@ def write(rep: dict[str, Any], plot: Callable[[dict[str, Any], str], None] | Non
 def print_targets(rep: dict[str, Any], file=sys.stdout) -> None:
     print(f"\n== {rep.get('title', rep.get('name'))} ==", file=file)
     for t in rep.get("targets", []):
-        print(f"[{_fmt_met(t.get('met')).strip('*'):>3}] {t['target']}: {t['measured']}", file=file)
+        print(f"[{_fmt_met(t.get('met')).strip('*'):>6}] {t['target']}: {t['measured']}", file=file)
 
 
 def main(run: Callable[[bool], dict[str, Any]], argv: Sequence[str] | None = None) -> int:
     """Command line for one benchmark module: ``python -m benchmarks.<name> [--quick]``."""
     parser = argparse.ArgumentParser(description=(run.__doc__ or "").strip().splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     args = parser.parse_args(argv)
     rep = run(args.quick)
     print_targets(rep)

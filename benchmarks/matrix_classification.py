@@ -2,8 +2,8 @@
 
 Run:  python benchmarks/matrix_classification.py [--quick]   (full: ~10 min on 2 CPU cores)
 
-Writes benchmarks/results/matrix_classification[_quick].{json,md} (and .png when matplotlib is
-installed); ``run(quick) -> dict`` is the entry point for the benchmark runner.
+Writes benchmarks/results/matrix_classification[_quick][_threads<N>].{json,md} (and .png when
+matplotlib is installed); ``run(quick) -> dict`` is the entry point for the benchmark runner.
 
 Data: integer matrices 0–75, label 1 where an element exceeds the mean of its 3×3 neighbourhood
 (wrap-around). Each model is trained on the same data with its default budget
@@ -17,10 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import statistics
+import sys
 import time
+
+# As a script: the package's __init__ applies JAXSOLVE_BENCH_THREADS (default threading when
+# unset) before NumPy and JAX load. Imported by benchmarks/run.py, it has already run.
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import _harness as H  # isort: split
 
 import jax
 import numpy as np
@@ -109,13 +117,13 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
     mlp = summary["default/flatten_mlp/n_train=2000"]
     targets = [
         {
-            "issue": 7,
+            "group": "matrix classification",
             "target": "FullyConvNet per-element test accuracy >= 0.99 (every seed)",
             "measured": f"min {conv['min']:.4f}, median {conv['median_test_accuracy']:.4f}",
             "met": conv["min"] >= 0.99,
         },
         {
-            "issue": 7,
+            "group": "matrix classification",
             "target": "FlattenMLP per-element test accuracy, reported honestly (no target)",
             "measured": f"median {mlp['median_test_accuracy']:.4f}",
             "met": None,
@@ -138,12 +146,7 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
         "name": "matrix_classification",
         "title": "Per-element matrix classification (30×30, entries 0–75, 3×3-mean rule)",
         "quick": quick,
-        "machine": {
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-        },
+        "machine": {**H.machine_info(), "machine": platform.machine()},
         "wall_s": total,
         "targets": targets,
         "tables": [
@@ -161,13 +164,15 @@ def run(quick: bool = False, seeds: int = 3) -> dict:
 
 def _write(rep, rows, summary, curves, n_test) -> None:
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / ("matrix_classification" + ("_quick" if rep["quick"] else ""))
+    stem = pathlib.Path(H.stem("matrix_classification", rep["quick"]))
     stem.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
     meta = rep["machine"]
     lines = [
         f"# {rep['title']}{' (quick)' if rep['quick'] else ''}",
         "",
-        f"jax {meta['jax']} on {meta['backend']}; total {rep['wall_s']:.0f} s. " + rep["notes"][0],
+        f"{meta['date_utc']} UTC · jax {meta['jax']} on {meta['backend']} · "
+        f"{meta['cpu_count']} CPU cores · {H.threading_text(meta)}; total {rep['wall_s']:.0f} s. "
+        + rep["notes"][0],
         "",
         "| target | measured | met |",
         "|---|---|---|",
@@ -229,8 +234,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args(argv)
     rep = run(args.quick, args.seeds)
-    stem = "matrix_classification" + ("_quick" if rep["quick"] else "")
-    print((RESULTS / stem).with_suffix(".md").read_text())
+    print(
+        pathlib.Path(H.stem("matrix_classification", rep["quick"])).with_suffix(".md").read_text()
+    )
     return 0
 
 
