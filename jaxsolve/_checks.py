@@ -6,6 +6,7 @@ Everything here runs at trace time on shapes, dtypes and static options only, an
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Iterable
 from typing import Any
@@ -129,3 +130,51 @@ def check_key(key: Any) -> jax.Array:
     except (TypeError, ValueError) as err:
         raise ValueError(message) from err
     return arr
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A Python (or NumPy) bool; a TypeError for anything else (``"yes"``, 1, an array)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r:.80}")
+
+
+def check_real(
+    value: Any,
+    name: str,
+    dtype: Any,
+    *,
+    default: Any,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+) -> jax.Array | None:
+    """A real scalar as a JAX array of ``dtype`` (``default`` where ``value`` is None; None
+    stays None). A concrete value must be finite and in [low, high] (``open_low``: above
+    low); a traced one (a sweep under ``jit``) is taken as given."""
+    if value is None:
+        return None if default is None else jnp.asarray(default, dtype)
+    if isinstance(value, (str, bytes)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r:.80}")
+    try:
+        arr = value if isinstance(value, jax.Array) else np.asarray(value)
+    except Exception as err:
+        raise TypeError(f"{name} must be a real number; got {value!r:.80}") from err
+    if arr.dtype.kind not in "biuf" and not jnp.issubdtype(arr.dtype, jnp.number):
+        raise TypeError(f"{name} must be a real number; got dtype {arr.dtype}")
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise TypeError(f"{name} must be real; got complex {value!r:.80}")
+    if arr.shape != ():
+        raise ValueError(f"{name} must be a scalar; got an array of shape {arr.shape}")
+    if not isinstance(arr, jax.core.Tracer):
+        number = float(arr)
+        below = number <= low if open_low else number < low
+        if (
+            not math.isfinite(number)
+            or (low is not None and below)
+            or (high is not None and number > high)
+        ):
+            bound = f"{'>' if open_low else '>='} {low}" if low is not None else "finite"
+            extra = f" and <= {high}" if high is not None else ""
+            raise ValueError(f"{name} must be a finite number {bound}{extra}; got {number!r}")
+    return jnp.asarray(arr, dtype)

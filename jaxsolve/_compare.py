@@ -13,11 +13,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._checks import as_square_matrices, check_int
+from ._checks import as_square_matrices, check_int, check_rank
 from ._closed_form import CLOSED_FORMS
 from ._iterative import ITERATIVE_METHODS
 from ._solution import Status
-from ._solve import ITERATIVE_OPTIONS, METHODS, relative_residual, solve
+from ._solve import ITERATIVE_OPTIONS, METHODS, check_iterative_options, relative_residual, solve
 
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "auto")
 
@@ -136,7 +136,9 @@ def compare(
             the iterative methods take (``max_steps``, ``rtol``, ``optimizer``, …; see
             ``ITERATIVE_OPTIONS``), which go to ``"gd"`` and ``"precgd"`` only. Options a
             method does not take (``mask=`` for a closed form, ``rank=`` for Cholesky) make
-            that method's row an error row instead of failing the comparison.
+            that method's row an error row instead of failing the comparison; options that
+            are wrong for every method (``rank`` out of range, a negative ``max_steps``)
+            raise, once.
 
     Returns:
         a :class:`Comparison`; ``print()`` it for a table, ``.to_dict()`` for JSON.
@@ -151,6 +153,10 @@ def compare(
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"methods must name methods from {METHODS}; got {m!r}")
+    check_rank(solve_options.get("rank"), C.shape[-1])
+    if any(m in ITERATIVE_METHODS for m in methods):
+        iterative = {k: v for k, v in solve_options.items() if k in ITERATIVE_OPTIONS}
+        check_iterative_options(C.dtype, C.shape[-1], **iterative)
     results = []
     for m in methods:
         options = solve_options

@@ -74,7 +74,39 @@ _MESSAGES = {
 }
 
 
-class Solution(NamedTuple):
+class StatusResult:
+    """What every result pytree with a ``status`` field offers: ``ok`` and ``messages()``.
+
+    A mixin for ``NamedTuple`` results; a subclass words its messages for its own problem by
+    overriding :meth:`describe`.
+    """
+
+    __slots__ = ()
+    status: jax.Array
+
+    @property
+    def ok(self) -> jax.Array:
+        """Boolean per matrix: status is SUCCESS."""
+        return self.status == Status.SUCCESS
+
+    @staticmethod
+    def describe(code: int) -> str:
+        """``"NAME: message"`` for one status code."""
+        return Status.describe(code)
+
+    def messages(self) -> list[str]:
+        """The status of each matrix as ``"NAME: message"`` (host-side; not for jit)."""
+        return [self.describe(code) for code in np.ravel(np.asarray(self.status))]
+
+
+class _SolutionFields(NamedTuple):
+    X: jax.Array
+    residual: jax.Array
+    status: jax.Array
+    steps: jax.Array
+
+
+class Solution(StatusResult, _SolutionFields):
     """Result of :func:`jaxsolve.solve` (a pytree: it passes through ``jit`` and ``vmap``).
 
     Attributes:
@@ -85,19 +117,7 @@ class Solution(NamedTuple):
         steps: iterations taken per matrix, shape ``(...)``; 0 for the closed forms.
     """
 
-    X: jax.Array
-    residual: jax.Array
-    status: jax.Array
-    steps: jax.Array
-
-    @property
-    def ok(self) -> jax.Array:
-        """Boolean per matrix: status is SUCCESS."""
-        return self.status == Status.SUCCESS
-
-    def messages(self) -> list[str]:
-        """The status of each matrix as ``"NAME: message"`` (host-side; not for jit)."""
-        return [Status.describe(code) for code in np.ravel(np.asarray(self.status))]
+    __slots__ = ()
 
 
 def worst_status(*codes: jax.Array) -> jax.Array:

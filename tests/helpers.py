@@ -4,29 +4,24 @@ Everything that checks an answer works on invariants computed on the host in flo
 ``X·Xᵀ`` (X is unique only up to an orthogonal factor), the nearest PSD matrix, the best
 rank-k PSD approximation and the relative residual.
 
-Compiling an iterative solve is the expensive part of these tests, so they go through one
-shared ``jax.jit`` of :func:`jaxsolve.solve` (:data:`jsolve`) and pass the numeric options
-the same way every time (:func:`isolve`): calls that differ only in values, not in static
-options or shapes, reuse one compiled program across test modules.
+``jaxsolve.solve`` is jitted with its static options, so calls that differ only in values
+(not in static options, shapes or which options are given) reuse one compiled program across
+test modules; :func:`isolve` passes the numeric options of the iterative methods the same way
+every time.
 """
 
 from __future__ import annotations
 
-import math
-
-import jax
 import numpy as np
 
 import jaxsolve
 
-STATIC_ARGNAMES = ("method", "rank", "optimizer", "fixed_steps", "precision", "measure_residual")
-jsolve = jax.jit(jaxsolve.solve, static_argnames=STATIC_ARGNAMES)
+jsolve = jaxsolve.solve
 
 # The numeric options of the iterative methods spelled out, so that every call has the same
-# pytree structure (None vs a value would compile twice). NaN learning rate for "gd" is the
-# documented "not given" (1/(3·λ_max) from Lanczos); these equal solve's defaults.
+# pytree structure (None vs a value would compile twice); these equal solve's defaults.
 ITERATIVE_DEFAULTS = {
-    "gd": {"max_steps": 5000, "learning_rate": math.nan},
+    "gd": {"max_steps": 5000},
     "precgd": {"max_steps": 1000, "learning_rate": 0.5},
 }
 CLOSED_FORMS = ("cholesky", "eigh", "sqrt", "auto")
@@ -34,7 +29,7 @@ ITERATIVE = ("gd", "precgd")
 
 
 def isolve(C, method: str, **options) -> jaxsolve.Solution:
-    """Iterative ``solve`` through the shared jit, numeric options always passed."""
+    """Iterative ``solve`` with the numeric options always passed."""
     return jsolve(C, method=method, **{**ITERATIVE_DEFAULTS[method], **options})
 
 

@@ -9,6 +9,7 @@ from helpers import (
     CLOSED_FORMS,
     best_rank_k_psd_ref,
     best_rank_k_residual,
+    directional_fd,
     eps,
     gram,
     is_psd,
@@ -282,28 +283,55 @@ def test_eigh_2x2_equals_numpy(dtype):
     np.testing.assert_array_equal(np.asarray(junk_lam), lam.astype(dtype))
 
 
-def test_eigh_2x2_gradient_equals_lapack_eigh():
-    """Its derivative is lax.linalg.eigh's (both take the perturbation to be symmetric, as
-    S is), and that of eigh_2x2(sym(S)) equals central differences."""
-    from jaxsolve._closed_form import eigh_2x2
+@pytest.mark.parametrize("method", ["eigh", "sqrt", "auto"])
+@pytest.mark.parametrize("spectrum", [[1.0, 1.0], [1.0, 1.0, 2.0], [0.5, 3.0, 3.0, 3.0]])
+def test_gradient_of_gram_is_exact_at_repeated_eigenvalues(method, spectrum):
+    """For PSD C, X·Xᵀ = C, so the gradient of Σ W∘(X·Xᵀ) is (W + Wᵀ)/2 exactly, repeated
+    eigenvalues or not (2×2: the closed-form eigendecomposition; N > 2: LAPACK); auto goes
+    through eigh for a singular C."""
+    n = len(spectrum)
+    rng = np.random.default_rng(n)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    W = jnp.asarray(rng.standard_normal((n, n)))
+    for lam in (np.asarray(spectrum), np.r_[0.0, spectrum[1:]]):  # and a singular C
+        C = jnp.asarray((Q * lam) @ Q.T)
 
-    def through(eigh):
-        def f(S):
-            lam, V = eigh(S)
-            return jnp.sum(jnp.sin(lam)) + jnp.sum(V[:, 0] ** 2 * jnp.arange(1.0, 3.0))
+        def f(C):
+            X = solve(C, method=method).X
+            return jnp.sum(W * (X @ X.T))
 
-        return f
+        grad = np.asarray(jax.grad(f)(C))
+        if lam[0] == 0 and method != "cholesky":
+            # at λ = 0 sqrt is not differentiable: the one-sided choice keeps it finite
+            assert np.all(np.isfinite(grad))
+            continue
+        np.testing.assert_allclose(grad, (W + W.T) / 2, atol=1e-12)
 
-    def lapack(S):
-        V, lam = jax.lax.linalg.eigh(S, symmetrize_input=False)
-        return lam, V
 
-    for S in _two_by_two_cases(np.float64)[:3]:
-        S = jnp.asarray(S)
-        np.testing.assert_allclose(
-            jax.grad(through(eigh_2x2))(S), jax.grad(through(lapack))(S), rtol=1e-10, atol=1e-12
-        )
-        check_grads(lambda S: eigh_2x2((S + S.T) / 2), (S,), order=2, modes=["fwd", "rev"])
+@pytest.mark.parametrize("n", [2, 5])
+def test_rank_k_gradient_equals_central_differences_and_is_scale_free(n):
+    """With λ_k > λ_{k+1} the top-k factor's X·Xᵀ is differentiable: its gradient equals
+    central differences, also with repeated eigenvalues among the kept ones, and stays
+    finite and scales as it should for eigenvalues beyond 1/eps (where lax.linalg.eigh's
+    own rule divides by (1 + λ) − λ = 0)."""
+    rng = np.random.default_rng(n)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.r_[np.linspace(-0.5, 0.2, n - 2), 2.0, 2.0] if n > 2 else np.array([0.3, 2.0])
+    C = (Q * lam) @ Q.T
+    W = rng.standard_normal((n, n))
+    rank = 2 if n > 2 else 1
+
+    def f(C):
+        X = solve(C, method="eigh", rank=rank).X
+        return jnp.sum(W * (X @ X.T))
+
+    grad = np.asarray(jax.grad(f)(jnp.asarray(C)))
+    D = sym(rng.standard_normal((n, n)))
+    fd = directional_fd(lambda c: float(f(jnp.asarray(c))), C, D, h=1e-6)
+    np.testing.assert_allclose(np.sum(grad * D), fd, rtol=1e-7, atol=1e-9)
+    big = np.asarray(jax.grad(f)(jnp.asarray(C * 1e20)))
+    assert np.all(np.isfinite(big))
+    np.testing.assert_allclose(big, grad, rtol=1e-8, atol=1e-10)
 
 
 def test_two_by_two_batch_equals_single_solves():
@@ -321,28 +349,3 @@ def test_two_by_two_batch_equals_single_solves():
         ref = nearest_psd_ref(np.asarray(C))
         scale = np.maximum(np.abs(np.asarray(C)).max(axis=(1, 2)), 1e-300)[:, None, None]
         assert np.abs(gram(batch.X) / scale - ref / scale).max() < 1e-13
-
-
-def test_lapack_eigh_derivative_equals_jax_and_stays_finite_at_large_eigenvalues():
-    """symmetric_eigh's derivative (N > 2) is lax.linalg.eigh's at ordinary scales, and
-    finite where the eigenvalues exceed 1/eps (there JAX's own rule divides by zero)."""
-    from jaxsolve._closed_form import symmetric_eigh
-
-    def through(eigh):
-        def f(S):
-            lam, V = eigh(S)
-            return jnp.sum(jnp.sin(lam / lam[-1])) + jnp.sum(V[:, 0] ** 2 * jnp.arange(5.0))
-
-        return f
-
-    def lapack(S):
-        V, lam = jax.lax.linalg.eigh(S, symmetrize_input=False)
-        return lam, V
-
-    S = jnp.asarray(jaxsolve.random_psd(5, cond=10, negative=2, seed=3))
-    np.testing.assert_allclose(
-        jax.grad(through(symmetric_eigh))(S), jax.grad(through(lapack))(S), rtol=1e-10, atol=1e-13
-    )
-    big = jax.grad(through(symmetric_eigh))(S * 1e20)
-    assert np.all(np.isfinite(np.asarray(big)))
-    np.testing.assert_allclose(big * 1e20, jax.grad(through(symmetric_eigh))(S), rtol=1e-6)

@@ -281,138 +281,60 @@ def test_uniform_mask_weight_is_the_same_problem(weight):
     assert float(sol.residual) < 1e-10
 
 
-# --- the exact checks against NumPy ------------------------------------------------------
+# --- the checks and the scale against NumPy -----------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n", [1, 2, 5, 8, 17])
-def test_exact_checks_equal_numpy(n, dtype):
-    from jaxsolve._solve import exact_checks
+def test_checks_equal_numpy(n, dtype):
+    """solve's checks of a stack: finiteness, the power-of-two scale h (largest entry of C·h²
+    in [½, 2)), ‖C·h²‖² and its skew part's, against NumPy in float64, at scales whose raw
+    squares would overflow or underflow."""
+    from jaxsolve._solve import _prepare
 
     rng = np.random.default_rng(n)
-    C = rng.standard_normal((6, n, n)).astype(dtype)
+    C = rng.standard_normal((7, n, n)).astype(dtype)
     C[1] = C[1] + C[1].T  # symmetric: skew exactly 0
     C[2, 0, n - 1] = np.nan
     C[3, n - 1, 0] = np.inf
     C[4] *= 1e-3
-    C[5] *= 1e30 if dtype == np.float64 else 1e15  # sums of squares beyond the raw range
-    checks = jax.jit(exact_checks)(C)
-    np.testing.assert_array_equal(np.asarray(checks.finite), [1, 1, 0, 0, 1, 1])
-    C64 = C.astype(np.float64)[[0, 1, 4, 5]]
-    h2 = np.asarray(checks.h, np.float64)[[0, 1, 4, 5]] ** 2
-    # h is a power of two that brings the largest entry into [1, 4)
+    C[5] *= 1e200 if dtype == np.float64 else 1e30
+    C[6] *= 1e-200 if dtype == np.float64 else 1e-30
+    p = jax.jit(_prepare, static_argnums=1)(C, None)
+    np.testing.assert_array_equal(np.asarray(p.finite), [1, 1, 0, 0, 1, 1, 1])
+    keep = [0, 1, 4, 5, 6]
+    C64 = C.astype(np.float64)[keep]
+    h2 = np.asarray(p.h, np.float64)[keep] ** 2
     largest = np.max(np.abs(C64), axis=(-2, -1)) * h2
-    assert np.all((largest >= 1) & (largest < 4))
+    assert np.all((largest >= 0.5) & (largest < 2))
     S = C64 * h2[:, None, None]
     skew = (S - np.swapaxes(S, -1, -2)) / 2
     for got, want in (
-        (checks.skew_sq, np.sum(skew * skew, axis=(-2, -1))),
-        (checks.norm_sq, np.sum(S * S, axis=(-2, -1))),
+        (p.skew_sq, np.sum(skew * skew, axis=(-2, -1))),
+        (p.norm_sq, np.sum(S * S, axis=(-2, -1))),
     ):
-        np.testing.assert_allclose(np.asarray(got)[[0, 1, 4, 5]], want, rtol=10 * eps(dtype))
-    assert float(checks.skew_sq[1]) == 0.0
+        np.testing.assert_allclose(np.asarray(got)[keep], want, rtol=10 * eps(dtype))
+    assert float(p.skew_sq[1]) == 0.0
+    np.testing.assert_array_equal(np.asarray(p.S)[2], np.eye(n))  # non-finite: the identity
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n", [1, 2, 5, 8, 17])
-def test_one_pass_checks_equal_exact_checks_where_usable(n, dtype):
-    """The one-pass checks of a batch factored first: equal to the exact checks (same h,
-    finiteness; sums to rounding) wherever they call themselves usable, which they do for
-    every finite C in the unscaled range and every non-finite one, and not for finite C
-    at an extreme scale (NaN beside huge entries included: the max may skip it)."""
-    from jaxsolve._solve import exact_checks, one_pass_checks
-
-    rng = np.random.default_rng(n)
-    C = rng.standard_normal((9, n, n)).astype(dtype)
-    big, tiny = (1e100, 1e-100) if dtype == np.float64 else (1e12, 1e-12)
-    C[1] = C[1] + C[1].T
-    C[2, 0, n - 1] = np.nan
-    C[3, n - 1, 0] = np.inf
-    C[4] *= 1e-3
-    C[5] *= big
-    C[6] *= tiny
-    C[7] = np.nan
-    C[8] *= big
-    C[8, 0, 0] = np.nan
-    checks, usable = jax.jit(one_pass_checks)(C)
-    exact = jax.jit(exact_checks)(C)
-    # a NaN beside huge entries: usable or not as the max meets the NaN, correct either way
-    np.testing.assert_array_equal(np.asarray(usable)[:8], [1, 1, 1, 1, 1, 0, 0, 1])
-    ok = np.asarray(usable)
-    np.testing.assert_array_equal(np.asarray(checks.finite)[ok], np.asarray(exact.finite)[ok])
-    finite = ok & np.asarray(exact.finite)
-    np.testing.assert_array_equal(np.asarray(checks.h)[finite], np.asarray(exact.h)[finite])
-    for got, want in ((checks.skew_sq, exact.skew_sq), (checks.norm_sq, exact.norm_sq)):
-        np.testing.assert_allclose(
-            np.asarray(got)[finite], np.asarray(want)[finite], rtol=10 * n * eps(dtype)
-        )
-    assert float(checks.skew_sq[1]) == 0.0
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n", [3, 8, 16])
-def test_one_pass_symmetry_status_equals_exact_near_the_tolerance(n, dtype):
-    """The one-pass skew part (C − Cᵀ unscaled, then scaled by h⁴) decides the symmetry
-    status as the exact checks do for skew parts at a quarter and at four times the
-    tolerance, over scales within the unscaled range, and finds none in symmetric C."""
-    from jaxsolve._checks import default_tol
-    from jaxsolve._solve import (
-        _symmetry_status,
-        exact_checks,
-        one_pass_checks,
-    )
-
-    rng = np.random.default_rng(7 * n)
-    A = rng.standard_normal((12, n, n))
-    sym = A + np.swapaxes(A, -1, -2)
-    K = rng.standard_normal((12, n, n))
-    K = K - np.swapaxes(K, -1, -2)
-    rel = np.linalg.norm(K, axis=(-2, -1)) / np.linalg.norm(sym, axis=(-2, -1))
-    factor = np.array([0.0, 0.25, 4.0] * 4)[:, None, None]
-    scale = np.repeat([1e-6, 1.0, 3e3, 1e6], 3)[:, None, None]
-    tol = default_tol(n, dtype)
-    C = ((sym + factor * tol * K / rel[:, None, None]) * scale).astype(dtype)
-
-    checks, usable = jax.jit(one_pass_checks)(C)
-    exact = jax.jit(exact_checks)(C)
-    assert np.all(np.asarray(usable))
-    got = np.asarray(_symmetry_status(checks.skew_sq, checks.norm_sq, n))
-    want = np.asarray(_symmetry_status(exact.skew_sq, exact.norm_sq, n))
-    np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(got != 0, np.asarray(factor[:, 0, 0] > 1))
-    assert np.all(np.asarray(checks.skew_sq)[factor[:, 0, 0] == 0] == 0)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_largest_magnitude_is_max_abs_and_nan_for_any_nan(dtype):
-    """largest_magnitude (one integer max over the magnitude bits) equals NumPy's
-    max |a| over ±0, subnormals, ordinary values, the largest float and ±Inf, per axis and
-    overall, eagerly and jitted; any NaN (either sign) makes it NaN."""
-    from jaxsolve._solve import largest_magnitude
+def test_power_of_two_scale_over_the_whole_range(dtype):
+    """h is a power of two with max|A|·h² in [½, 2) across the range (h² kept a normal
+    number: within 2^20 of 1 for the smallest normal and the largest float), 1 for 0, NaN
+    and ±Inf, and a constant for differentiation."""
+    from jaxsolve._numerics import power_of_two_scale
 
     info = np.finfo(dtype)
-    special = np.array(
-        [0.0, -0.0, info.smallest_subnormal, -info.smallest_subnormal, -3.5, 2.0, info.max],
+    values = np.array(
+        [info.smallest_subnormal, info.tiny, 1e-3, 1.0, 3.0, 1e5, info.max, 0.0, np.nan, np.inf],
         dtype,
     )
-    rows = np.stack(
-        [
-            special,
-            -special,
-            np.where(np.arange(7) == 3, np.inf, special).astype(dtype),
-            np.where(np.arange(7) == 1, -np.inf, special).astype(dtype),
-            np.zeros(7, dtype),
-            np.full(7, -info.smallest_subnormal, dtype),
-        ]
-    )
-    for fn in (largest_magnitude, jax.jit(largest_magnitude, static_argnums=1)):
-        np.testing.assert_array_equal(np.asarray(fn(rows, 1)), np.abs(rows).max(axis=1))
-        assert float(fn(rows, None)) == np.inf
-        assert float(fn(rows[:2], None)) == info.max
-    with_nan = rows.copy()
-    with_nan[0, 2] = np.nan
-    with_nan[1, 5] = -np.nan
-    got = np.asarray(largest_magnitude(jnp.asarray(with_nan), 1))
-    assert np.isnan(got[:2]).all()
-    np.testing.assert_array_equal(got[2:], np.abs(rows[2:]).max(axis=1))
-    assert np.isnan(float(largest_magnitude(jnp.asarray(with_nan))))
+    h = np.asarray(power_of_two_scale(jnp.asarray(values)[:, None, None]), np.float64)
+    assert np.all(np.frexp(h)[0] == 0.5)  # powers of two
+    scaled = values.astype(np.float64)[:7] * h[:7] ** 2
+    assert np.all((scaled[2:6] >= 0.5) & (scaled[2:6] < 2))
+    assert np.all((scaled[[1, 6]] >= 2.0**-20) & (scaled[[1, 6]] < 2.0**20))
+    np.testing.assert_array_equal(h[7:], 1.0)
+    grad = jax.grad(lambda a: power_of_two_scale(a[None, None]))(jnp.asarray(3.0, dtype))
+    assert float(grad) == 0.0

@@ -425,57 +425,54 @@ def test_solution_is_a_pytree():
 
 
 _DEADLOCK_SCRIPT = """
-import jax, jax.numpy as jnp
+import jax, jax.numpy as jnp, optax
 jax.config.update("jax_enable_x64", True)
 import jaxsolve
-C = jnp.asarray(jaxsolve.random_psd(16, cond=100.0, seed=7, batch=(1000,)))
-auto = jax.jit(lambda c: jaxsolve.solve(c, method="auto"))
-pre = jax.jit(lambda c: jaxsolve.solve(c, method="precgd"))
-for _ in range(10):
-    jax.block_until_ready((auto(C), pre(C[:200])))
-# a custom optimizer after precgd's preconditioner, with gd's certifying step beside it
-# (hung on 3,000 matrices before the two solves were chained)
-import optax
-C3 = jnp.asarray(jaxsolve.random_psd(16, cond=100.0, seed=7, batch=(3000,)))
-opt = jax.jit(lambda c: jaxsolve.solve(c, method="precgd", optimizer=optax.sgd(0.5), max_steps=1))
-# fixed_steps: the running and the settling iteration share one check under vmap
-fixed = jax.jit(lambda c: jaxsolve.solve(c, method="precgd", fixed_steps=True, max_steps=5))
-for _ in range(3):
-    jax.block_until_ready((opt(C3), fixed(C3)))
-# batches of closed forms under a further vmap: both branches of their conds run (hung
-# before the checked-path branch was chained after the first factor)
-C4 = jnp.asarray(jaxsolve.random_psd(16, cond=100.0, seed=7, batch=(4, 1000)))
-for m in ("eigh", "auto", "sqrt"):
-    f = jax.jit(jax.vmap(lambda c, m=m: jaxsolve.solve(c, method=m)))
-    for _ in range(5):
-        jax.block_until_ready(f(C4))
+C = jnp.asarray(jaxsolve.random_psd(16, cond=100.0, seed=7, batch=(2, 300)))
+C = C.at[1, 0].set(-C[1, 0])  # an indefinite matrix: auto's eigh branch runs
+calls = [
+    jax.vmap(lambda c: jaxsolve.solve(c, method="auto")),  # under vmap both branches run
+    lambda c: jaxsolve.solve(c[0], method="precgd", max_steps=3),
+    lambda c: jaxsolve.solve(c[0], method="gd", optimizer=optax.adam(0.01), max_steps=3),
+    lambda c: jaxsolve.solve(c[0], method="precgd", rank=4, max_steps=3),
+]
+for call in calls:
+    f = jax.jit(call)
+    for _ in range(3):
+        jax.block_until_ready(f(C))
 print("done")
 """
 
 
 def test_batched_lapack_calls_do_not_deadlock():
     """jaxlib < 0.11 on a two-core machine hangs when two batched LAPACK calls run at once
-    (jaxsolve/_sequence.py); auto (Cholesky + eigh under vmap), precgd (per-step and
-    final Cholesky; with a custom optimizer, its solve and the certifying step's) and the
-    two paths of a closed-form batch under a further vmap must keep theirs in sequence.
-    Runs in a fresh process with a timeout."""
+    (jaxsolve/_sequence.py): auto's Cholesky and eigh under vmap, precgd's per-step
+    Cholesky factors and final PSD check, a custom optimizer's step beside the certifying
+    one. Runs in a fresh process on two XLA threads, with a timeout."""
+    import os
     import subprocess
     import sys
 
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=2"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", _DEADLOCK_SCRIPT], capture_output=True, text=True, timeout=240
+        [sys.executable, "-c", _DEADLOCK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "done" in result.stdout
 
 
-# --- batches of closed forms: eigendecompositions factored first, the rest checked first ---
+# --- batches of closed forms equal single solves ------------------------------------------
 
 
 def _mixed_batch(n: int, dtype, extreme: bool) -> np.ndarray:
     """PD, indefinite, clearly non-symmetric, rank-deficient, zero, NaN and Inf matrices in
-    one batch; with ``extreme``, also one at a scale outside the unscaled range (the batch
-    is then solved on the checked path)."""
+    one batch; with ``extreme``, also one at an extreme scale."""
     G = np.random.default_rng(n).standard_normal((n, n))
     mats = [
         jaxsolve.random_psd(n, cond=1e3, seed=3),
@@ -494,24 +491,19 @@ def _mixed_batch(n: int, dtype, extreme: bool) -> np.ndarray:
 
 @pytest.mark.parametrize(("dtype", "extreme"), [(np.float64, False), (np.float32, True)])
 @pytest.mark.parametrize(
-    ("method", "n", "rank", "factored_first"),
+    ("method", "n", "rank"),
     [
-        ("eigh", 5, None, True),
-        ("sqrt", 5, None, True),
-        ("auto", 5, 3, True),  # auto below full rank: eigh first
-        ("auto", 5, None, False),
-        ("cholesky", 12, None, False),
-        ("auto", 12, None, False),
+        ("eigh", 5, None),
+        ("sqrt", 5, None),
+        ("auto", 5, 3),  # auto below full rank: eigh
+        ("auto", 5, None),  # the unrolled Cholesky, then eigh for the failed ones
+        ("cholesky", 12, None),
+        ("auto", 12, None),
     ],
 )
-def test_closed_batch_equals_single_solves(method, n, rank, factored_first, dtype, extreme):
-    """A batch of closed forms, factored before its checks (eigh, sqrt, auto below full
-    rank; with an extreme scale in it, solved again on the checked path) or checked first
-    (Cholesky, auto), gives what each matrix solved alone gives: statuses, residuals,
-    X·Xᵀ, NaN for non-finite input; measure_residual too."""
-    from jaxsolve._closed_form import starts_with_batched_eigh
-
-    assert starts_with_batched_eigh(method, n, rank or n) == factored_first
+def test_closed_batch_equals_single_solves(method, n, rank, dtype, extreme):
+    """A batch of closed forms gives what each matrix solved alone gives: statuses,
+    residuals, X·Xᵀ, NaN for non-finite input; measure_residual too."""
     C = _mixed_batch(n, dtype, extreme)
     tol = 20 * n * eps(dtype)
     measure = extreme  # both residual modes, without doubling the compiles
@@ -528,20 +520,8 @@ def test_closed_batch_equals_single_solves(method, n, rank, factored_first, dtyp
         assert np.abs(gram(batch.X[i]) / scale - gram(singles.X[i]) / scale).max() <= tol
 
 
-def test_unscaled_range_bounds():
-    """The range of scales a batch is factored at as it is: [2^−256, 2^258) in float64,
-    [2^−32, 2^34) in float32 (largest entries); a zero matrix (h = 1) is factored as it is."""
-    from jaxsolve._solve import _unscaled_range, power_of_two_scale
-
-    for dtype, e in ((jnp.float64, 256), (jnp.float32, 32)):
-        largest = jnp.asarray([2.0**-e, 2.0**e, 2.0 ** (e + 2), 2.0 ** -(e + 2), 1.0, 0.0], dtype)
-        assert _unscaled_range(power_of_two_scale(largest)).tolist() == [
-            True, True, False, False, True, True,
-        ]  # fmt: skip
-
-
-def test_factor_first_batch_gradient_equals_single_solves():
-    """jax.grad through a batched solve factored first equals that of single solves."""
+def test_batch_gradient_equals_single_solves():
+    """jax.grad through a batched solve equals that of single solves."""
     C = jnp.asarray(np.stack([jaxsolve.random_psd(5, cond=10, negative=1, seed=s) for s in (1, 2)]))
 
     def loss(C, method):
@@ -553,7 +533,7 @@ def test_factor_first_batch_gradient_equals_single_solves():
 
     for method in ("eigh", "sqrt"):
         grad = jax.jit(jax.grad(loss), static_argnums=1)
-        singles = jax.vmap(grad, in_axes=(0, None))(C, method)  # the checked path
+        singles = jax.vmap(grad, in_axes=(0, None))(C, method)
         np.testing.assert_allclose(grad(C, method), singles, rtol=1e-9, atol=1e-12)
 
 
@@ -578,17 +558,15 @@ def test_auto_batch_of_pd_is_its_cholesky_and_mixed_batch_falls_back(n):
 
     grad = jax.jit(jax.grad(loss))
     for C in (pd, mixed):
-        singles = jax.vmap(grad)(C)  # the checked path, matrix by matrix
+        singles = jax.vmap(grad)(C)
         np.testing.assert_allclose(grad(C), singles, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["eigh", "sqrt", "auto"])
 def test_batch_gradient_finite_at_large_scales(method):
-    """Gradients through a batch factored first, with a matrix at a large but usable scale
-    (its eigenvalues beyond 1/eps, where lax.linalg.eigh's own derivative rule divides by
-    (1 + λ) − λ = 0) and one outside the unscaled range (solved again on the checked path:
-    the unused first factor's derivative must not turn its zero cotangent into NaN), equal
-    single solves' in float32."""
+    """Gradients through a batch with a matrix at a large scale (its eigenvalues beyond
+    1/eps, where lax.linalg.eigh's own derivative rule divides by (1 + λ) − λ = 0) equal
+    single solves' in float32 and are finite."""
     A = np.array([[1.1, 0.1, 0.1], [0.1, 2.1, 0.1], [0.1, 0.1, 3.1]])
     rank = 2 if method == "auto" else None  # auto at rank < N: eigh first
     for scale in (1e8, 1e12):
