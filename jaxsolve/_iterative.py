@@ -30,6 +30,8 @@ from ._solution import Status
 
 ITERATIVE_METHODS = ("gd", "precgd")
 DEFAULT_MAX_STEPS = {"gd": 5000, "precgd": 1000}
+PRECGD_LEARNING_RATE = 0.5
+"""precgd's default step: the fraction ½ of the preconditioned step (Newton-like at ½)."""
 DIVERGENCE_FACTOR = 1e6
 """A run whose residual grows this many times over its start has DIVERGED."""
 
@@ -227,7 +229,7 @@ class _State(NamedTuple):
     opt_state: Any
     probe: jax.Array  # unit vector tracking the top eigenvector of W∘R
     steps: jax.Array
-    start: jax.Array  # the relative residual at the first check (inf before it)
+    start: jax.Array  # the relative residual at the first check
     status: jax.Array
     done: jax.Array
 
@@ -237,16 +239,18 @@ def _decide(m: _Measured, change: jax.Array, S_norm, state: _State, opts: IterOp
     relative residual is at most ``atol`` (no step), or once the preconditioned step would
     change X·Xᵀ by at most ``rtol·‖S‖`` (stationary: the nearest PSD or best rank-k answer;
     that last small step is taken); DIVERGED once the residual exceeds 1e6× its start;
-    NON_FINITE where the residual is not finite; MAX_STEPS at the cap."""
-    fitted = m.rel <= opts.atol
-    stationary = ~fitted & (change <= opts.rtol * S_norm)
-    start = jnp.where(jnp.isinf(state.start), m.rel, state.start)
-    diverged = m.rel > DIVERGENCE_FACTOR * jnp.maximum(start, jnp.sqrt(jnp.finfo(S_norm.dtype).eps))
+    NON_FINITE where the residual is not finite (NaN, or ±Inf from the start); MAX_STEPS at
+    the cap."""
     broken = ~jnp.isfinite(m.rel)
+    fitted = m.rel <= opts.atol
+    stationary = ~fitted & ~broken & (change <= opts.rtol * S_norm)
+    start = jnp.where(state.steps == 0, m.rel, state.start)
+    floor = jnp.sqrt(jnp.finfo(S_norm.dtype).eps)
+    diverged = m.rel > DIVERGENCE_FACTOR * jnp.maximum(start, floor)  # (also: overflowed)
     capped = state.steps >= opts.max_steps
     status = jnp.select(
-        [fitted | stationary, broken, diverged, capped],
-        [Status.SUCCESS, Status.NON_FINITE, Status.DIVERGED, Status.MAX_STEPS],
+        [fitted | stationary, diverged, broken, capped],
+        [Status.SUCCESS, Status.DIVERGED, Status.NON_FINITE, Status.MAX_STEPS],
         Status.SUCCESS,
     ).astype(jnp.int32)
     stop_now = fitted | broken | diverged | capped
@@ -451,7 +455,7 @@ def _default_optimizer(method, learning_rate, lam_max, split: bool):
     if method == "gd":
         default = 1.0 / (3.0 * jnp.maximum(lam_max, jnp.finfo(lam_max.dtype).tiny))
         return optax.sgd(default if learning_rate is None else learning_rate)
-    learning_rate = 0.5 if learning_rate is None else learning_rate
+    learning_rate = PRECGD_LEARNING_RATE if learning_rate is None else learning_rate
     precondition = scaled_gradient(orthogonal_scale=2.0 if split else 1.0)
     return optax.chain(precondition, optax.sgd(learning_rate))
 
@@ -496,7 +500,8 @@ def iterative_factor(
 
     The scale λ_max (and λ_min) come from the sketch where precgd starts from one (rank < N,
     no x0): its Ritz values, at no extra pass over S; otherwise from 32 Lanczos steps. The
-    sketched start is a constant for differentiation: it picks the path, not the answer."""
+    sketched start and the estimates are constants for differentiation: they pick the path
+    and the step sizes, not the answer."""
     n = S.shape[-1]
     if method == "precgd" and rank < n and X0 is None:
         X0, ritz = spectral_init(S, rank, key)
@@ -504,6 +509,8 @@ def iterative_factor(
         lam_min, lam_max = ritz[0], ritz[-1]
     else:
         lam_min, lam_max = lanczos_extremes(S)
+    # the estimates set scales and steps: constants for differentiation
+    lam_min, lam_max = lax.stop_gradient((lam_min, lam_max))
     lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
     lr = opts.learning_rate
     if optimizer is None:
@@ -516,7 +523,7 @@ def iterative_factor(
     converged, newton_steps = None, jnp.zeros((), jnp.int32)
     if newton:
         # the Newton step is the undamped step at the default learning rate ½ only
-        default_lr = jnp.asarray(True) if lr is None else lr == 0.5
+        default_lr = jnp.asarray(True) if lr is None else lr == PRECGD_LEARNING_RATE
         cap = jnp.where(default_lr, jnp.minimum(opts.max_steps, NEWTON_MAX_STEPS), 0)
         S_after = run_after(S, lam_min, lam_max)
         X0, newton_steps, converged, psd = newton_phase(

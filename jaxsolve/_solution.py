@@ -59,13 +59,14 @@ _MESSAGES = {
         "which fall back to the nearest positive-semidefinite factor."
     ),
     Status.DIVERGED: (
-        "The iteration diverged (the residual grew far beyond its starting value). Lower the "
-        "learning rate or use the default step size, or method='precgd'."
+        "The iteration diverged (the residual grew a million-fold over its start, or "
+        "overflowed). Lower the learning rate (or the optimizer's), start from a smaller x0, "
+        "or use method='precgd', whose step is sized by the problem."
     ),
     Status.NON_FINITE: (
-        "A non-finite value appeared during the iteration (X is the last finite iterate: "
-        "lower the learning rate, or use float64) or in the eigendecomposition (LAPACK "
-        "did not converge; X is NaN)."
+        "A non-finite value appeared: in x0 or the residual of the start, during the "
+        "iteration (X is the last finite iterate: lower the learning rate, or use float64), "
+        "or in the eigendecomposition (LAPACK did not converge; X is NaN)."
     ),
     Status.NON_FINITE_INPUT: (
         "C contains NaN or Inf; this matrix was not solved and X is all NaN. Other matrices "

@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import CLOSED_FORMS, ITERATIVE, eps, gram, isolve, rel_residual
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jaxsolve
 from jaxsolve import Status
@@ -338,3 +340,133 @@ def test_power_of_two_scale_over_the_whole_range(dtype):
     np.testing.assert_array_equal(h[7:], 1.0)
     grad = jax.grad(lambda a: power_of_two_scale(a[None, None]))(jnp.asarray(3.0, dtype))
     assert float(grad) == 0.0
+
+
+# --- promises: SUCCESS only on a finite, fitted or stationary answer; clear argument errors --
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(
+    method=st.sampled_from(ITERATIVE),
+    start=st.sampled_from([np.nan, np.inf, -np.inf, 1e30, 1e150, 1e-200, 0.0, 1.0]),
+    seed=st.integers(0, 10_000),
+)
+def test_success_only_on_a_finite_fitted_answer_whatever_the_start(method, start, seed):
+    """Every start x0 (non-finite, huge, tiny, zero) ends in SUCCESS with a finite residual
+    at the tolerance, or in DIVERGED / NON_FINITE / MAX_STEPS: never SUCCESS on a NaN, an
+    infinite or an unfit residual (C is PD, so a stationary full-rank point is a fit)."""
+    C = jaxsolve.random_psd(3, cond=10, seed=seed)
+    sol = isolve(C, method, x0=np.full((3, 3), start))
+    status, residual = int(sol.status), float(sol.residual)
+    if status == Status.SUCCESS:
+        assert np.isfinite(residual) and residual <= 1e-10, (status, residual)
+        assert rel_residual(sol.X, C) <= 1e-10
+    else:
+        assert status in (Status.DIVERGED, Status.NON_FINITE, Status.MAX_STEPS), status
+    if not np.isfinite(start):
+        assert status == Status.NON_FINITE
+
+
+@pytest.mark.parametrize("method", ITERATIVE)
+def test_default_step_converges_from_every_random_start(method):
+    """The default step on well-conditioned input converges whatever the random start
+    (200 keys, float64 and float32)."""
+    C = jnp.diag(jnp.arange(1.0, 6.0))
+    keys = jax.random.split(jax.random.PRNGKey(405), 200)
+    for dtype in (jnp.float64, jnp.float32):
+
+        def status(k, dtype=dtype):
+            return jaxsolve.solve(C.astype(dtype), method=method, key=k).status
+
+        statuses = jax.jit(jax.vmap(status))(keys)
+        assert np.all(np.asarray(statuses) == Status.SUCCESS), np.bincount(np.asarray(statuses))
+    assert "default step" not in Status.DIVERGED.message
+
+
+@pytest.mark.parametrize("method", [*ITERATIVE, "auto"])
+@pytest.mark.parametrize(
+    ("C", "mask"),
+    [
+        (np.diag([1.0, -1.0]), np.ones((2, 2), bool)),
+        (jaxsolve.random_psd(4, cond=10, negative=2, seed=1), np.ones((4, 4))),
+        (np.diag([1.0, -1.0, 2.0]), np.eye(3)),  # a negative observed diagonal entry
+    ],
+)
+def test_masked_solve_reports_not_psd(method, C, mask):
+    """Observed entries that no PSD matrix fits are NOT_PSD with a mask as without (a full
+    mask is the unmasked problem, whose residual is the distance to the nearest PSD)."""
+    sol = jaxsolve.solve(C, method=method, mask=mask)
+    assert int(sol.status) == Status.NOT_PSD
+    if mask.all():
+        unmasked = jaxsolve.solve(C, method="eigh")
+        np.testing.assert_allclose(float(sol.residual), float(unmasked.residual), rtol=1e-6)
+
+
+def test_masked_completion_that_exists_is_success():
+    n = 12
+    C = jaxsolve.random_psd(n, rank=2, seed=3)
+    upper = np.triu(np.random.default_rng(0).random((n, n)) < 0.7, 1)
+    mask = upper | upper.T | np.eye(n, dtype=bool)
+    sol = jaxsolve.solve(C, method="precgd", rank=2, mask=mask)
+    assert int(sol.status) == Status.SUCCESS and float(sol.residual) < 1e-10
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(exponent=st.integers(-300, 300), method=st.sampled_from(ITERATIVE))
+def test_uniform_mask_weight_at_any_scale_is_the_same_problem(exponent, method):
+    C = jaxsolve.random_psd(3, cond=10, seed=4)
+    sol = jaxsolve.solve(C, method=method, mask=np.full((3, 3), 10.0**exponent))
+    assert int(sol.status) == Status.SUCCESS
+    assert float(sol.residual) < 1e-10
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compare_residuals_at_extreme_scales(dtype):
+    """compare's measured residuals are finite and the same for C and s·C across the range."""
+    C = jaxsolve.random_psd(4, cond=10, seed=2)
+    ref = None
+    for scale in SCALES[dtype]:
+        rows = jaxsolve.compare((C * scale).astype(dtype), ["eigh", "cholesky"], repeats=1).results
+        residuals = np.array([r.residual for r in rows])
+        assert np.all(np.isfinite(residuals)) and all(r.status == Status.SUCCESS for r in rows)
+        assert np.all(residuals <= 50 * 4 * eps(dtype))
+        ref = residuals if ref is None else ref
+
+
+@pytest.mark.parametrize("method", ITERATIVE)
+def test_fixed_steps_gradient_finite_at_zero(method):
+    grad = jax.grad(
+        lambda c: jnp.sum(jaxsolve.solve(c, method=method, fixed_steps=True, max_steps=5).X ** 2)
+    )(jnp.zeros((3, 3)))
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "names"),
+    [
+        ({"max_steps": 2**40}, ValueError, "max_steps"),
+        ({"max_steps": -1}, ValueError, "max_steps"),
+        ({"rtol": np.ones(3)}, ValueError, "rtol"),
+        ({"rtol": -1.0}, ValueError, "rtol"),
+        ({"rtol": np.inf}, ValueError, "rtol"),
+        ({"atol": np.nan}, ValueError, "atol"),
+        ({"learning_rate": "x"}, TypeError, "learning_rate"),
+        ({"learning_rate": 0.0}, ValueError, "learning_rate"),
+        ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+        ({"fixed_steps": "yes"}, TypeError, "fixed_steps"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
+def test_bad_iterative_options_raise_naming_the_argument(options, error, names):
+    with pytest.raises(error, match=names):
+        jaxsolve.solve(C3, method="precgd", **options)
+    if "batch_size" not in options:
+        with pytest.raises(error, match=names):
+            jaxsolve.compare(C3, ["eigh", "precgd"], **options)
+
+
+def test_bad_static_flags_and_compare_options_raise_once():
+    with pytest.raises(TypeError, match="measure_residual"):
+        jaxsolve.solve(C3, measure_residual="no")
+    with pytest.raises(ValueError, match="rank"):
+        jaxsolve.compare(C3, rank=9)
