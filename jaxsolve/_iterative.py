@@ -161,12 +161,14 @@ def random_init(n: int, rank: int, key: jax.Array, lam_max: jax.Array, dtype) ->
 
 
 def nudged_from_zero(X0: jax.Array, lam_max: jax.Array) -> jax.Array:
-    """X0, or a small constant Gaussian factor where X0 = 0: X = 0 is a saddle of f, where
-    gradient and step vanish and a solve would pass for stationary."""
+    """X0, or a small constant Gaussian factor where X·Xᵀ is negligible (‖X0‖² ≤ eps·λ_max):
+    X = 0 is a saddle of f, near which gradient and step vanish, and a solve would pass
+    for stationary."""
     n, k = X0.shape
     direction = np.random.default_rng(0x0DD6E).standard_normal((n, k)).astype(X0.dtype)
     nudge = 1e-3 * safe_sqrt(lam_max / n) * direction
-    return jnp.where(jnp.any(X0 != 0), X0, nudge)
+    negligible = jnp.sum(X0 * X0) <= jnp.finfo(X0.dtype).eps * lam_max
+    return jnp.where(negligible, nudge, X0)
 
 
 # --- one step's numbers --------------------------------------------------------------------
