@@ -23,7 +23,7 @@ import optax
 from jax import lax
 
 from ._checks import default_tol
-from ._closed_form import cholesky_lower, cholesky_succeeded
+from ._closed_form import cholesky_succeeded
 from ._numerics import relative, safe_divide, safe_norm, safe_sqrt
 from ._sequence import run_after
 from ._solution import Status
@@ -83,9 +83,15 @@ def scaled_gradient(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+def _cholesky(S: jax.Array) -> jax.Array:
+    """LAPACK's lower Cholesky factor (NaN where S is not PD). Not the unrolled kernel of the
+    closed forms: inside the loops it would only add compile time."""
+    return lax.linalg.cholesky(S, symmetrize_input=False)
+
+
 def _spd_solve(G: jax.Array, B: jax.Array) -> jax.Array:
     """``G⁻¹·B`` for symmetric positive definite G (..., k, k) by Cholesky."""
-    return jax.scipy.linalg.cho_solve((cholesky_lower(G), True), B)
+    return jax.scipy.linalg.cho_solve((_cholesky(G), True), B)
 
 
 def right_precondition(g: jax.Array, x: jax.Array, delta, orthogonal_scale=1.0) -> jax.Array:
@@ -416,7 +422,7 @@ def newton_phase(S, lam_max, max_steps, tol, atol):
     n = S.shape[-1]
     eye = jnp.eye(n, dtype=S.dtype)
     tiny = jnp.finfo(S.dtype).tiny
-    L = cholesky_lower(_psd_shifted(S, lam_max))
+    L = _cholesky(_psd_shifted(S, lam_max))
     psd = cholesky_succeeded(L)
     g = lax.stop_gradient(jnp.exp(jnp.mean(jnp.log(jnp.abs(jnp.diagonal(L))))))
     hi = jnp.maximum(lax.stop_gradient(lam_max), tiny)
@@ -469,7 +475,7 @@ def _not_psd_unmasked(S, rank, lam_min, lam_max):
     n = S.shape[-1]
     if rank < n:
         return lam_min < -default_tol(n, S.dtype) * jnp.maximum(lam_max, 0.0)
-    return ~cholesky_succeeded(cholesky_lower(_psd_shifted(S, lam_max)))
+    return ~cholesky_succeeded(_cholesky(_psd_shifted(S, lam_max)))
 
 
 def _not_psd_masked(S, W, X):
