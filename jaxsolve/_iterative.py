@@ -124,17 +124,28 @@ def lanczos_extremes(S: jax.Array, steps: int = 32) -> tuple[jax.Array, jax.Arra
     if n <= steps:
         lam = jnp.linalg.eigvalsh(S)
         return lam[0], lam[-1]
-    v = np.random.default_rng(0x1A2C).standard_normal(n) + 1.0
+    rng = np.random.default_rng(0x1A2C)
+    v = rng.standard_normal(n) + 1.0
     Q = jnp.zeros((steps + 1, n), S.dtype).at[0].set(jnp.asarray(v / np.linalg.norm(v), S.dtype))
+    # fresh directions for a breakdown (an invariant subspace found: the Krylov space of an
+    # identity is one vector); T then splits into blocks, each with Ritz values in the spectrum
+    fresh = jnp.asarray(rng.standard_normal((steps, n)), S.dtype)
+    eps = jnp.finfo(S.dtype).eps
+
+    def orthogonalised(w, Q):
+        w = w - Q.T @ (Q @ w)
+        return w - Q.T @ (Q @ w)
 
     def body(j, carry):
         Q, alpha, beta = carry
-        w = S @ Q[j]
-        a = jnp.dot(w, Q[j])
-        w = w - Q.T @ (Q @ w)
-        w = w - Q.T @ (Q @ w)
+        Sq = S @ Q[j]
+        w = orthogonalised(Sq, Q)
         b = safe_norm(w)
-        return Q.at[j + 1].set(safe_divide(w, b)), alpha.at[j].set(a), beta.at[j].set(b)
+        breakdown = b <= 1e3 * eps * safe_norm(Sq)
+        w = jnp.where(breakdown, orthogonalised(fresh[j], Q), w)
+        q = safe_divide(w, safe_norm(w))
+        alpha = alpha.at[j].set(jnp.dot(Sq, Q[j]))
+        return Q.at[j + 1].set(q), alpha, beta.at[j].set(jnp.where(breakdown, 0.0, b))
 
     zeros = jnp.zeros(steps, S.dtype)
     _, alpha, beta = lax.fori_loop(0, steps, body, (Q, zeros, zeros))
