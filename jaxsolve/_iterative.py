@@ -472,7 +472,9 @@ def _default_optimizer(method, learning_rate, lam_max, split: bool):
     about 2·λ_max); the preconditioned step at ½ for "precgd" (``split``: twice the step
     outside the column space of X, see :func:`scaled_gradient`)."""
     if method == "gd":
-        default = 1.0 / (3.0 * jnp.maximum(lam_max, jnp.finfo(lam_max.dtype).tiny))
+        # (a double where: the derivative of 1/λ is not ∞·0 at λ = 0)
+        usable = lam_max > jnp.finfo(lam_max.dtype).tiny
+        default = jnp.where(usable, 1.0 / (3.0 * jnp.where(usable, lam_max, 1.0)), 1.0)
         return optax.sgd(default if learning_rate is None else learning_rate)
     learning_rate = PRECGD_LEARNING_RATE if learning_rate is None else learning_rate
     precondition = scaled_gradient(orthogonal_scale=2.0 if split else 1.0)
@@ -519,8 +521,8 @@ def iterative_factor(
 
     The scale λ_max (and λ_min) come from the sketch where precgd starts from one (rank < N,
     no x0): its Ritz values, at no extra pass over S; otherwise from 32 Lanczos steps. The
-    sketched start and the estimates are constants for differentiation: they pick the path
-    and the step sizes, not the answer."""
+    sketched start is a constant for differentiation: it picks the path, not the answer;
+    the estimates keep their derivative (a fixed-step solve is differentiated as computed)."""
     n = S.shape[-1]
     if method == "precgd" and rank < n and X0 is None:
         X0, ritz = spectral_init(S, rank, key)
@@ -528,8 +530,6 @@ def iterative_factor(
         lam_min, lam_max = ritz[0], ritz[-1]
     else:
         lam_min, lam_max = lanczos_extremes(S)
-    # the estimates set scales and steps: constants for differentiation
-    lam_min, lam_max = lax.stop_gradient((lam_min, lam_max))
     lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
     lr = opts.learning_rate
     if optimizer is None:

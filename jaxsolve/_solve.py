@@ -295,8 +295,8 @@ def solve(
             the fraction of the preconditioned step (default 0.5).
         fixed_steps: static. Run exactly ``max_steps`` iterations with ``fori_loop`` so that
             ``jax.grad`` can differentiate through the solve (after convergence X keeps
-            taking its negligible steps, so the derivative converges with it; the start
-            and the spectral estimates are constants for differentiation); ``max_steps``
+            taking its negligible steps, so the derivative converges with it; a sketched
+            start is a constant for differentiation); ``max_steps``
             must then be a Python int. The default ``while_loop`` is forward-differentiable
             only.
         precision: static. Matmul precision ("highest" default: float32 matmuls stay
