@@ -61,7 +61,7 @@ def test_statuses_and_residuals_at_extreme_scales(dtype):
 
 
 def test_large_single_matrix_at_extreme_scales():
-    # the randomised symmetry probe (N >= 64) squares scaled numbers too
+    # a larger matrix: sums of squares over many entries, at the extremes of the range
     C = jaxsolve.random_psd(96, cond=1e3, seed=5)
     K = np.triu(np.ones((96, 96)), 1) * 1e-3
     for s in (1e-300, 1e-150, 1e150, 1e300):

@@ -9,8 +9,8 @@ from jax.test_util import check_grads
 from jaxsolve._closed_form import cholesky_lower, cholesky_succeeded
 from jaxsolve._small_linalg import SMALL_N, unrolled_cholesky
 
-SIZES = (1, 2, 3, 5, 8)
-BATCHES = ((), (7,), (2, 3))
+SIZES = (1, 3, 8)
+BATCHES = ((7,), (2, 3))
 
 
 def random_spd(rng, batch, n, cond=1e3):
