@@ -194,7 +194,8 @@ def nudged_from_zero(X0: jax.Array, lam_max: jax.Array) -> jax.Array:
 class _Measured(NamedTuple):
     """What one check of X yields."""
 
-    rel: jax.Array  # relative residual ‖M∘(X·Xᵀ − S)‖/‖M∘S‖
+    lost: jax.Array  # ‖X·Xᵀ − S‖, weighted by W where there is a mask
+    rel: jax.Array  # relative residual: lost / ‖S‖ (weighted)
     grad: jax.Array  # ∇f = (W∘R)·X
     R_probe: jax.Array  # (W∘R)·probe, for the power estimate of ‖W∘R‖₂
 
@@ -210,14 +211,16 @@ def _measure(X, S, W, S_norm, probe) -> _Measured:
         SXp = S @ Xp
         SX = SXp[:, :k]
         gram = X.T @ X
-        rel = relative(safe_sqrt(jnp.sum(gram * gram) - 2 * jnp.sum(X * SX) + S_norm**2), S_norm)
+        lost = safe_sqrt(jnp.sum(gram * gram) - 2 * jnp.sum(X * SX) + S_norm**2)
         coarse = 1e3 * jnp.sqrt(jnp.finfo(S.dtype).eps)
-        rel = lax.cond(rel < coarse, lambda: relative(safe_norm(X @ X.T - S), S_norm), lambda: rel)
-        return _Measured(rel, X @ gram - SX, X @ (X.T @ probe) - SXp[:, k])
+        near = relative(lost, S_norm) < coarse
+        lost = lax.cond(near, lambda: safe_norm(X @ X.T - S), lambda: lost)
+        return _Measured(lost, relative(lost, S_norm), X @ gram - SX, X @ (X.T @ probe) - SXp[:, k])
     R = X @ X.T - S
     WR = R if W is None else W * R
     WRXp = WR @ Xp
-    return _Measured(relative(safe_sqrt(jnp.sum(R * WR)), S_norm), WRXp[:, :k], WRXp[:, k])
+    lost = safe_sqrt(jnp.sum(R * WR))
+    return _Measured(lost, relative(lost, S_norm), WRXp[:, :k], WRXp[:, k])
 
 
 def product_change_norm(step: jax.Array, X: jax.Array, factored: bool) -> jax.Array:
@@ -247,6 +250,7 @@ class _State(NamedTuple):
     X: jax.Array
     opt_state: Any
     probe: jax.Array  # unit vector tracking the top eigenvector of W∘R
+    lost: jax.Array  # ‖X·Xᵀ − S‖ (weighted) at X, from its last check
     steps: jax.Array
     start: jax.Array  # the relative residual at the first check
     status: jax.Array
@@ -257,8 +261,8 @@ class _State(NamedTuple):
 def _decide(m: _Measured, change: jax.Array, S_norm, state: _State, opts: IterOptions):
     """The stopping rule: (stop before stepping, step and then stop, status). SUCCESS once the
     relative residual is at most ``atol`` (no step), or once the preconditioned step would
-    change X·Xᵀ by at most ``rtol·‖S‖`` (stationary: the nearest PSD or best rank-k answer;
-    that last small step is taken); DIVERGED once the residual exceeds 1e6× its start;
+    change X·Xᵀ by at most ``rtol·‖S‖`` (stationary: the nearest PSD or best rank-k answer);
+    DIVERGED once the residual exceeds 1e6× its start;
     NON_FINITE where the residual is not finite (NaN, or ±Inf from the start); MAX_STEPS at
     the cap."""
     broken = ~jnp.isfinite(m.rel)
@@ -285,10 +289,11 @@ def run_descent(
     opts: IterOptions,
     *,
     fixed_steps: int | None = None,
-    converged: jax.Array | None = None,
+    converged: tuple[jax.Array, jax.Array] | None = None,
     certify_every: int = 1,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Minimise ¼‖M∘(X·Xᵀ − S)‖² from X0 with ``tx``; returns (X, status, steps).
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Minimise ¼‖M∘(X·Xᵀ − S)‖² from X0 with ``tx``; returns (X, status, steps, lost),
+    lost = ‖X·Xᵀ − S‖ (weighted) at the returned X.
 
     Each iteration measures X (:func:`_measure`), forms the update of ``tx`` and, every
     ``certify_every`` iterations (static; 1 for precgd, whose every step costs as much as
@@ -296,7 +301,8 @@ def run_descent(
     not shrink with the condition number, so its effect on X·Xᵀ certifies a stationary
     point for any ``tx``), applies :func:`_decide`, and takes the update unless stopping;
     an update that would make X non-finite is not taken (NON_FINITE, the last finite X
-    kept). ``converged``: X0 is already an answer (SUCCESS, no step).
+    kept). ``converged``: (whether X0 is already an answer, its lost): then SUCCESS, no
+    step.
 
     ``fixed_steps``: run exactly that many iterations with ``fori_loop`` (reverse-
     differentiable); after a successful stop X keeps taking its negligible steps, so that
@@ -329,7 +335,7 @@ def run_descent(
         finite = jnp.all(jnp.isfinite(X_next))
         status = jnp.where(stop_now | stationary | finite, status, Status.NON_FINITE)
         running = ~state.done
-        take = running & ~stop_now & finite
+        take = running & ~stop_now & ~stationary & finite
         if settle:  # fixed steps: a run that stopped with SUCCESS keeps taking its steps
             take = take | (state.done & (state.status == Status.SUCCESS) & finite)
 
@@ -340,6 +346,7 @@ def run_descent(
             X=pick(X_next, state.X),
             opt_state=jax.tree.map(pick, opt_state, state.opt_state),
             probe=probe,
+            lost=jnp.where(running, m.lost, state.lost),
             steps=state.steps + (running & take).astype(jnp.int32),
             start=jnp.where(running, start, state.start),
             status=jnp.where(running, status, state.status).astype(jnp.int32),
@@ -347,22 +354,27 @@ def run_descent(
             iteration=state.iteration + 1,
         )
 
-    converged = jnp.asarray(False) if converged is None else converged
+    done, lost = (
+        (jnp.asarray(False), jnp.full((), jnp.nan, S.dtype)) if converged is None else converged
+    )
     init = _State(
         X=X0,
         opt_state=tx.init(X0),
         probe=jnp.full((n,), 1 / math.sqrt(max(n, 1)), S.dtype),
+        lost=lost,
         steps=jnp.zeros((), jnp.int32),
         start=jnp.full((), jnp.inf, S.dtype),
         status=jnp.asarray(Status.SUCCESS, jnp.int32),
-        done=converged,
+        done=done,
         iteration=jnp.zeros((), jnp.int32),
     )
     if fixed_steps is None:
         final = lax.while_loop(lambda s: ~s.done, lambda s: iterate(s, False), init)
-    else:
-        final = lax.fori_loop(0, fixed_steps + 1, lambda _, s: iterate(s, True), init)
-    return final.X, final.status, final.steps
+        return final.X, final.status, final.steps, final.lost
+    final = lax.fori_loop(0, fixed_steps + 1, lambda _, s: iterate(s, True), init)
+    # (X kept stepping after its last check)
+    lost = safe_norm(final.X @ final.X.T - S, weights=W)
+    return final.X, final.status, final.steps, lost
 
 
 # --- full-rank precgd's Newton phase --------------------------------------------------------
@@ -443,7 +455,7 @@ def newton_phase(S, lam_max, max_steps, tol, atol):
     when the change stops shrinking (the rounding floor, or eigenvalues below the dtype's
     resolution), before a step that would make X non-finite, or at ``max_steps``;
     ``converged`` means the first of these with the relative residual at most ``atol``,
-    and the damped loop finishes the rest."""
+    and the damped loop finishes the rest. Also returns lost = ‖X·Xᵀ − S‖."""
     n = S.shape[-1]
     eye = jnp.eye(n, dtype=S.dtype)
     tiny = jnp.finfo(S.dtype).tiny
@@ -465,7 +477,8 @@ def newton_phase(S, lam_max, max_steps, tol, atol):
         X_new = 0.5 * (mu * X + _times_inverse_transpose(X, S) / mu)
         new_change = safe_norm(X_new - X) / safe_norm(X_new)
         ok = jnp.isfinite(new_change)
-        converged = ok & (new_change <= tol)
+        # the change is about the error before the step; the tracked range, after it
+        converged = ok & ((new_change <= tol) | (high - 1 <= tol * tol))
         stalled = ~scaled & (new_change > _NEWTON_STALL * change) & (new_change < _NEWTON_NEAR)
         done = ~ok | converged | stalled | (steps + 1 >= max_steps)
         X = jnp.where(ok, X_new, X)
@@ -474,8 +487,8 @@ def newton_phase(S, lam_max, max_steps, tol, atol):
     inf = jnp.full((), jnp.inf, S.dtype)
     init = (X0, first.astype(jnp.int32), inf, jnp.asarray(False), ~first | (max_steps <= 1))
     X, steps, _, converged, *_ = lax.while_loop(lambda c: ~c[4], body, (*init, low, high))
-    residual = relative(safe_norm(X @ X.T - S), safe_norm(S))
-    return X, steps, converged & (residual <= atol), psd
+    lost = safe_norm(X @ X.T - S)
+    return X, steps, converged & (relative(lost, safe_norm(S)) <= atol), psd, lost
 
 
 # --- one matrix: start, optimizer, loop, PSD status -------------------------------------------
@@ -529,9 +542,9 @@ def iterative_factor(
     optimizer: optax.GradientTransformation | None,
     opts: IterOptions,
     fixed_steps: int | None,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """One matrix: the start and the optimizer, the Newton phase where it applies, the loop,
-    the PSD status. Returns (X, status, steps).
+    the PSD status. Returns (X, status, steps, lost), lost = ‖X·Xᵀ − S‖ (weighted).
 
     The scale λ_max (and λ_min) come from the sketch where precgd starts from one (rank < N,
     no x0): its Ritz values, at no extra pass over S; otherwise from 32 Lanczos steps. The
@@ -559,9 +572,10 @@ def iterative_factor(
         default_lr = jnp.asarray(True) if lr is None else lr == PRECGD_LEARNING_RATE
         cap = jnp.where(default_lr, jnp.minimum(opts.max_steps, NEWTON_MAX_STEPS), 0)
         S_after = run_after(S, lam_min, lam_max)
-        X0, newton_steps, converged, psd = newton_phase(
+        X0, newton_steps, done, psd, lost = newton_phase(
             S_after, lam_max, cap, jnp.sqrt(opts.rtol), opts.atol
         )
+        converged = (done, lost)
         opts = opts._replace(max_steps=opts.max_steps - newton_steps)
     else:
         if X0 is None:
@@ -570,7 +584,7 @@ def iterative_factor(
             else:
                 X0 = identity_scale(S, lam_max) * jnp.eye(n, dtype=S.dtype)
         X0 = run_after(nudged_from_zero(X0, lam_max), lam_min, lam_max)
-    X, status, steps = run_descent(
+    X, status, steps, lost = run_descent(
         S,
         W,
         X0,
@@ -587,4 +601,4 @@ def iterative_factor(
     else:
         not_psd = _not_psd_masked(S, W, run_after(X, lam_min))
     status = jnp.where(not_psd & (status == Status.SUCCESS), Status.NOT_PSD, status)
-    return X, status.astype(jnp.int32), steps + newton_steps
+    return X, status.astype(jnp.int32), steps + newton_steps, lost

@@ -102,8 +102,9 @@ def _symmetry_status(p: _Prepared, n: int) -> jax.Array:
 
 
 def _residual_from_decomposition(lost: jax.Array, p: _Prepared) -> jax.Array:
-    """‖X·Xᵀ − C‖/‖C‖ without an N×N product: ‖C − S‖² + ‖S − X·Xᵀ‖² = ‖X·Xᵀ − C‖² (the
-    skew part is orthogonal to every symmetric matrix), all in the scaled units."""
+    """‖X·Xᵀ − C‖/‖C‖ from lost = ‖X·Xᵀ − S‖: ‖C − S‖² + ‖S − X·Xᵀ‖² = ‖X·Xᵀ − C‖² (the
+    skew part is orthogonal to every symmetric matrix; with a mask, in the weighted norms
+    of :func:`weighted_symmetric_part`), all in the scaled units."""
     return safe_sqrt(relative(lost**2 + p.skew_sq, p.norm_sq))
 
 
@@ -171,8 +172,8 @@ def _solve(
                 opts=opts,
                 fixed_steps=fixed_steps,
             )
-            X, status, steps = _map_matrices(run, (p.S, p.W, x0, keys), batch_size)
-            residual = relative_residual(X, C * (p.h * p.h)[:, None, None], p.M)
+            X, status, steps, lost = _map_matrices(run, (p.S, p.W, x0, keys), batch_size)
+            residual = _residual_from_decomposition(lost, p)
     status = worst_status(_symmetry_status(p, n), status)
     status = jnp.where(p.finite, status, Status.NON_FINITE_INPUT)
     X = jnp.where(p.finite[:, None, None], X / p.h[:, None, None], jnp.nan)
