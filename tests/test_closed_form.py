@@ -283,7 +283,7 @@ def test_eigh_2x2_equals_numpy(dtype):
     np.testing.assert_array_equal(np.asarray(junk_lam), lam.astype(dtype))
 
 
-@pytest.mark.parametrize("method", ["eigh", "sqrt", "auto"])
+@pytest.mark.parametrize("method", ["eigh", "sqrt"])  # (auto: eigh for the singular C)
 @pytest.mark.parametrize("spectrum", [[1.0, 1.0], [1.0, 1.0, 2.0], [0.5, 3.0, 3.0, 3.0]])
 def test_gradient_of_gram_is_exact_at_repeated_eigenvalues(method, spectrum):
     """For PSD C, X·Xᵀ = C, so the gradient of Σ W∘(X·Xᵀ) is (W + Wᵀ)/2 exactly, repeated
