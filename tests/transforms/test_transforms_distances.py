@@ -208,7 +208,7 @@ def test_bad_input(args, kwargs, error, match):
         pairwise_distances(*args, **kwargs)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(
     arrays(np.float64, (8, 3), elements=st.floats(-1e3, 1e3, allow_nan=False)),
     st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7)), max_size=3),
@@ -228,7 +228,7 @@ def test_property_distances(points, copies):
     # Exponents at which every coordinate is a normal number and every distance is finite.
     [(np.float64, -290, 300), (np.float32, -30, 36)],
 )
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(data=st.data())
 def test_distances_at_every_scale(dtype, low, high, data):
     """Distances of s·Y are s times those of Y, though their squares under- or overflow."""
