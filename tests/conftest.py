@@ -6,6 +6,11 @@ import os
 import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# one XLA thread per test process: the workers of `pytest -n 2` then do not compete for the
+# cores (tests that need more threads start their own process)
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
 
 import jax
 
