@@ -563,9 +563,8 @@ def iterative_factor(
         tx = _default_optimizer(method, lr, lam_max, split=W is None and rank < n)
     else:
         tx = optax.chain(scaled_gradient(), optimizer) if method == "precgd" else optimizer
-    newton = (
-        method == "precgd" and optimizer is None and W is None and rank == n and X0 is None
-    ) and fixed_steps is None
+    own_step = method == "precgd" and optimizer is None
+    newton = own_step and W is None and rank == n and X0 is None and fixed_steps is None
     converged, newton_steps = None, jnp.zeros((), jnp.int32)
     if newton:
         # the Newton step is the undamped step at the default learning rate ½ only
@@ -592,7 +591,7 @@ def iterative_factor(
         opts,
         fixed_steps=fixed_steps,
         converged=converged,
-        certify_every=1 if method == "precgd" else 8,  # precgd's step costs what it costs
+        certify_every=1 if method == "precgd" else 8,  # (precgd's steps cost as much)
     )
     if newton:
         not_psd = ~psd

@@ -46,15 +46,15 @@ ITERATIVE_OPTIONS = (
 closed form; :func:`compare` passes them to the iterative methods only)."""
 
 
-def relative_residual(X: jax.Array, C: jax.Array, weights: jax.Array | None = None) -> jax.Array:
-    """‖M∘(X·Xᵀ − C)‖_F / ‖M∘C‖_F over the last two axes (absolute where that norm is 0;
-    ``weights`` M = 1 if None), computed in power-of-two scaled units, so that it neither
-    overflows nor underflows whatever the scale of C."""
+def relative_residual(X: jax.Array, C: jax.Array) -> jax.Array:
+    """‖X·Xᵀ − C‖_F / ‖C‖_F over the last two axes (absolute where ‖C‖_F = 0), computed in
+    power-of-two scaled units, so that it neither overflows nor underflows whatever the
+    scale of C."""
     h = power_of_two_scale(C)[..., None, None]
     Xs = X * h
-    R = Xs @ jnp.swapaxes(Xs, -1, -2) - C * (h * h)
-    squares = None if weights is None else weights * weights
-    return relative(safe_norm(R, (-2, -1), squares), safe_norm(C * (h * h), (-2, -1), squares))
+    Cs = C * (h * h)
+    error = safe_norm(Xs @ jnp.swapaxes(Xs, -1, -2) - Cs, (-2, -1))
+    return relative(error, safe_norm(Cs, (-2, -1)))
 
 
 class _Prepared(NamedTuple):
