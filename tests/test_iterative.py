@@ -623,25 +623,6 @@ def test_precgd_low_rank_reports_large_negative_eigenvalue_from_the_sketch():
     assert int(psd.status) == Status.SUCCESS
 
 
-def test_large_single_matrix_gradient_is_that_of_the_symmetric_part():
-    # N >= 64: a symmetric C is used as S itself (no transposed pass); the derivative must
-    # still be that of (C + Cᵀ)/2, the same as on the batched (exact) path.
-    C = jaxsolve.random_psd(70, cond=10.0, seed=5)
-    W_ = np.random.default_rng(6).standard_normal((70, 70))
-
-    def loss(M, batched):
-        M = jnp.stack([M, M]) if batched else M
-        sol = solve(M, method="precgd", rank=4, fixed_steps=True, max_steps=8)
-        XXt = sol.X @ jnp.swapaxes(sol.X, -1, -2)
-        return jnp.sum((XXt[0] if batched else XXt) * W_)
-
-    grad = jax.jit(jax.grad(loss), static_argnums=1)
-    single = grad(jnp.asarray(C), False)
-    batched = grad(jnp.asarray(C), True)
-    np.testing.assert_allclose(np.asarray(single), np.asarray(single).T, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(single), np.asarray(batched), atol=1e-9)
-
-
 # --- big batches in chunks (batch_size) ----------------------------------------------------
 
 

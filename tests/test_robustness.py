@@ -249,7 +249,7 @@ def test_compare_takes_one_method_name():
 
 def test_default_residual_is_the_measured_one_up_to_rounding():
     for C in (jaxsolve.random_psd(40, cond=1e6, seed=1), INDEF, NONSYM):
-        for method in ("cholesky", "eigh", "sqrt", "auto"):
+        for method in ("cholesky", "sqrt"):  # (eigh and auto: test_closed_form)
             sol = jaxsolve.solve(C, method=method)
             if int(sol.status) == Status.CHOLESKY_FAILED:
                 continue
