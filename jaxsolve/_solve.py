@@ -385,7 +385,7 @@ def solve(
         C,
         M,
         x0,
-        None if opts is None else key,
+        key,
         opts,
         method=method,
         rank=k,
