@@ -92,11 +92,6 @@ def check_rank(rank: Any, n: int) -> int:
     return check_int(rank, "rank", low=1 if n > 0 else 0, high=n)
 
 
-def check_same_shape(value: jax.Array, name: str, shape: tuple[int, ...], other: str) -> None:
-    if value.shape != shape:
-        raise ValueError(f"{name} must have the shape of {other}, {shape}; got {value.shape}")
-
-
 def default_tol(n: int, dtype: Any) -> float:
     """Relative tolerance for symmetry and PSD checks: rounding of an n-term sum, with margin."""
     return 10.0 * max(n, 1) * float(jnp.finfo(dtype).eps)
