@@ -281,40 +281,44 @@ def _decide(m: _Measured, change: jax.Array, S_norm, state: _State, opts: IterOp
     return stop_now, stationary, status, start
 
 
+def dense_measure(S: jax.Array, W: jax.Array | None, S_norm: jax.Array):
+    """The ``measure`` of :func:`run_descent` for a dense S with weights W (or None)."""
+    return lambda X, probe: _measure(X, S, W, S_norm, probe)
+
+
 def run_descent(
-    S: jax.Array,
-    W: jax.Array | None,
+    measure,
+    S_norm: jax.Array,
     X0: jax.Array,
     tx: optax.GradientTransformation,
     opts: IterOptions,
     *,
-    fixed_steps: int | None = None,
+    factored: bool,
     converged: tuple[jax.Array, jax.Array] | None = None,
     certify_every: int = 1,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """Minimise ¼‖M∘(X·Xᵀ − S)‖² from X0 with ``tx``; returns (X, status, steps, lost),
-    lost = ‖X·Xᵀ − S‖ (weighted) at the returned X.
+    """Minimise f(X) = ¼‖M∘(X·Xᵀ − S)‖² from X0 with ``tx``; returns (X, status, steps,
+    lost), lost = ‖X·Xᵀ − S‖ (weighted) at the returned X.
 
-    Each iteration measures X (:func:`_measure`), forms the update of ``tx`` and, every
-    ``certify_every`` iterations (static; 1 for precgd, whose every step costs as much as
-    the certificate), the step precgd would take, ½·∇f·(XᵀX + δI)⁻¹ with δ = ½‖W∘R‖₂ (it does
-    not shrink with the condition number, so its effect on X·Xᵀ certifies a stationary
-    point for any ``tx``), applies :func:`_decide`, and takes the update unless stopping;
-    an update that would make X non-finite is not taken (NON_FINITE, the last finite X
-    kept). ``converged``: (whether X0 is already an answer, its lost): then SUCCESS, no
-    step.
+    ``measure(X, probe)`` gives X's :class:`_Measured` numbers (:func:`dense_measure`, or
+    any other representation of S and its weights); ``S_norm`` is ‖S‖ (weighted);
+    ``factored``: whether X has fewer columns than rows and the product change is measured
+    from k×k products (:func:`product_change_norm`).
 
-    ``fixed_steps``: run exactly that many iterations with ``fori_loop`` (reverse-
-    differentiable); after a successful stop X keeps taking its negligible steps, so that
-    the derivative converges with the value; after any other stop X is frozen.
+    Each iteration measures X, forms the update of ``tx`` and, every ``certify_every``
+    iterations (static; 1 for precgd, whose every step costs as much as the certificate),
+    the step precgd would take, ½·∇f·(XᵀX + δI)⁻¹ with δ = ½‖W∘R‖₂ (it does not shrink with
+    the condition number, so its effect on X·Xᵀ certifies a stationary point for any
+    ``tx``), applies :func:`_decide`, and takes the update unless stopping; an update that
+    would make X non-finite is not taken (NON_FINITE, the last finite X kept).
+    ``converged``: (whether X0 is already an answer, its lost): then SUCCESS, no step.
     """
     tx = optax.with_extra_args_support(tx)
-    n, k = X0.shape
-    S_norm = safe_norm(S, weights=W)
-    factored = W is None and k < n
+    n = X0.shape[0]
+    dtype = X0.dtype
 
-    def iterate(state: _State, settle: bool) -> _State:
-        m = _measure(state.X, S, W, S_norm, state.probe)
+    def iterate(state: _State) -> _State:
+        m = measure(state.X, state.probe)
         spectral = safe_norm(m.R_probe)
         probe = jnp.where(spectral > 0, safe_divide(m.R_probe, spectral), state.probe)
         updates, opt_state = tx.update(m.grad, state.opt_state, state.X, residual_norm=spectral)
@@ -329,15 +333,12 @@ def run_descent(
             change = certificate()
         else:  # (the counter is the same for every matrix of a batch: a real cond under vmap)
             due = state.iteration % certify_every == 0
-            change = lax.cond(due, certificate, lambda: jnp.full((), jnp.inf, S.dtype))
+            change = lax.cond(due, certificate, lambda: jnp.full((), jnp.inf, dtype))
         stop_now, stationary, status, start = _decide(m, change, S_norm, state, opts)
         X_next = optax.apply_updates(state.X, updates)
         finite = jnp.all(jnp.isfinite(X_next))
         status = jnp.where(stop_now | stationary | finite, status, Status.NON_FINITE)
-        running = ~state.done
-        take = running & ~stop_now & ~stationary & finite
-        if settle:  # fixed steps: a run that stopped with SUCCESS keeps taking its steps
-            take = take | (state.done & (state.status == Status.SUCCESS) & finite)
+        take = ~stop_now & ~stationary & finite
 
         def pick(new, old):
             return jnp.where(take, new, old)
@@ -346,35 +347,28 @@ def run_descent(
             X=pick(X_next, state.X),
             opt_state=jax.tree.map(pick, opt_state, state.opt_state),
             probe=probe,
-            lost=jnp.where(running, m.lost, state.lost),
-            steps=state.steps + (running & take).astype(jnp.int32),
-            start=jnp.where(running, start, state.start),
-            status=jnp.where(running, status, state.status).astype(jnp.int32),
-            done=state.done | stop_now | stationary | ~finite,
+            lost=m.lost,
+            steps=state.steps + take.astype(jnp.int32),
+            start=start,
+            status=status.astype(jnp.int32),
+            done=stop_now | stationary | ~finite,
             iteration=state.iteration + 1,
         )
 
-    done, lost = (
-        (jnp.asarray(False), jnp.full((), jnp.nan, S.dtype)) if converged is None else converged
-    )
+    done, lost = (jnp.asarray(False), jnp.full((), jnp.nan, dtype)) if converged is None else converged
     init = _State(
         X=X0,
         opt_state=tx.init(X0),
-        probe=jnp.full((n,), 1 / math.sqrt(max(n, 1)), S.dtype),
+        probe=jnp.full((n,), 1 / math.sqrt(max(n, 1)), dtype),
         lost=lost,
         steps=jnp.zeros((), jnp.int32),
-        start=jnp.full((), jnp.inf, S.dtype),
+        start=jnp.full((), jnp.inf, dtype),
         status=jnp.asarray(Status.SUCCESS, jnp.int32),
         done=done,
         iteration=jnp.zeros((), jnp.int32),
     )
-    if fixed_steps is None:
-        final = lax.while_loop(lambda s: ~s.done, lambda s: iterate(s, False), init)
-        return final.X, final.status, final.steps, final.lost
-    final = lax.fori_loop(0, fixed_steps + 1, lambda _, s: iterate(s, True), init)
-    # (X kept stepping after its last check)
-    lost = safe_norm(final.X @ final.X.T - S, weights=W)
-    return final.X, final.status, final.steps, lost
+    final = lax.while_loop(lambda s: ~s.done, iterate, init)
+    return final.X, final.status, final.steps, final.lost
 
 
 # --- full-rank precgd's Newton phase --------------------------------------------------------
@@ -461,9 +455,9 @@ def newton_phase(S, lam_max, max_steps, tol, atol):
     tiny = jnp.finfo(S.dtype).tiny
     L = _cholesky(_psd_shifted(S, lam_max))
     psd = cholesky_succeeded(L)
-    g = lax.stop_gradient(jnp.exp(jnp.mean(jnp.log(jnp.abs(jnp.diagonal(L))))))
-    hi = jnp.maximum(lax.stop_gradient(lam_max), tiny)
-    lo = jnp.clip(lax.stop_gradient(smallest_eigenvalue_bound(L)), tiny, hi)
+    g = jnp.exp(jnp.mean(jnp.log(jnp.abs(jnp.diagonal(L)))))
+    hi = jnp.maximum(lam_max, tiny)
+    lo = jnp.clip(smallest_eigenvalue_bound(L), tiny, hi)
     low, high = _polar_newton_range(jnp.sqrt(lo) / g, jnp.sqrt(hi) / g, 1.0)
     X1 = run_after(0.5 * (g * eye + S / g), lo)  # (the LU below after the bound's solves)
     first = psd & (max_steps >= 1) & jnp.all(jnp.isfinite(X1))
@@ -472,7 +466,7 @@ def newton_phase(S, lam_max, max_steps, tol, atol):
     def body(c):
         X, steps, change, _, _, low, high = c
         scaled = high > (1 + _NEWTON_RANGE_TOL) * low
-        mu = lax.stop_gradient(jnp.where(scaled, 1 / jnp.sqrt(low * high), 1.0))
+        mu = jnp.where(scaled, 1 / jnp.sqrt(low * high), 1.0)
         low, high = _polar_newton_range(low, high, mu)
         X_new = 0.5 * (mu * X + _times_inverse_transpose(X, S) / mu)
         new_change = safe_norm(X_new - X) / safe_norm(X_new)
@@ -541,19 +535,16 @@ def iterative_factor(
     rank: int,
     optimizer: optax.GradientTransformation | None,
     opts: IterOptions,
-    fixed_steps: int | None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """One matrix: the start and the optimizer, the Newton phase where it applies, the loop,
     the PSD status. Returns (X, status, steps, lost), lost = ‖X·Xᵀ − S‖ (weighted).
 
     The scale λ_max (and λ_min) come from the sketch where precgd starts from one (rank < N,
-    no x0): its Ritz values, at no extra pass over S; otherwise from 32 Lanczos steps. The
-    sketched start is a constant for differentiation: it picks the path, not the answer;
-    the estimates keep their derivative (a fixed-step solve is differentiated as computed)."""
+    no x0): its Ritz values, at no extra pass over S; otherwise from 32 Lanczos steps.
+    ``solve`` differentiates the answer implicitly (:mod:`._implicit`), never this path."""
     n = S.shape[-1]
     if method == "precgd" and rank < n and X0 is None:
         X0, ritz = spectral_init(S, rank, key)
-        X0 = lax.stop_gradient(X0)
         lam_min, lam_max = ritz[0], ritz[-1]
     else:
         lam_min, lam_max = lanczos_extremes(S)
@@ -564,7 +555,7 @@ def iterative_factor(
     else:
         tx = optax.chain(scaled_gradient(), optimizer) if method == "precgd" else optimizer
     own_step = method == "precgd" and optimizer is None
-    newton = own_step and W is None and rank == n and X0 is None and fixed_steps is None
+    newton = own_step and W is None and rank == n and X0 is None
     converged, newton_steps = None, jnp.zeros((), jnp.int32)
     if newton:
         # the Newton step is the undamped step at the default learning rate ½ only
@@ -583,13 +574,14 @@ def iterative_factor(
             else:
                 X0 = identity_scale(S, lam_max) * jnp.eye(n, dtype=S.dtype)
         X0 = run_after(nudged_from_zero(X0, lam_max), lam_min, lam_max)
+    S_norm = safe_norm(S, weights=W)
     X, status, steps, lost = run_descent(
-        S,
-        W,
+        dense_measure(S, W, S_norm),
+        S_norm,
         X0,
         tx,
         opts,
-        fixed_steps=fixed_steps,
+        factored=W is None and rank < n,
         converged=converged,
         certify_every=1 if method == "precgd" else 8,  # (precgd's steps cost as much)
     )

@@ -40,7 +40,6 @@ ITERATIVE_OPTIONS = (
     "atol",
     "max_steps",
     "learning_rate",
-    "fixed_steps",
 )
 """The options of :func:`solve` that only the iterative methods take (a ValueError for a
 closed form; :func:`compare` passes them to the iterative methods only)."""
@@ -126,7 +125,6 @@ def _map_matrices(fn, args, batch_size: int | None):
         "method",
         "rank",
         "optimizer",
-        "fixed_steps",
         "precision",
         "measure_residual",
         "batch_size",
@@ -142,7 +140,6 @@ def _solve(
     method,
     rank,
     optimizer,
-    fixed_steps,
     precision,
     measure_residual,
     batch_size,
@@ -170,7 +167,6 @@ def _solve(
                 rank=rank,
                 optimizer=optimizer,
                 opts=opts,
-                fixed_steps=fixed_steps,
             )
             X, status, steps, lost = _map_matrices(run, (p.S, p.W, x0, keys), batch_size)
             residual = _residual_from_decomposition(lost, p)
@@ -208,14 +204,11 @@ def check_iterative_options(
     atol=None,
     max_steps=None,
     learning_rate=None,
-    fixed_steps=False,
     **others,
-) -> tuple[IterOptions, int | None]:
-    """The traced numbers of an iterative solve, validated where concrete, and the static
-    step count of a fixed-step solve (None otherwise). ``others`` (x0, key, optimizer) are
-    checked where they are used."""
+) -> IterOptions:
+    """The traced numbers of an iterative solve, validated where concrete. ``others`` (x0,
+    key, optimizer) are checked where they are used."""
     del others
-    fixed_steps = check_bool(fixed_steps, "fixed_steps")
     n = max(n, 1)
     eps = float(jnp.finfo(dtype).eps)
     rtol = check_real(rtol, "rtol", dtype, default=10 * math.sqrt(n) * eps, low=0.0)
@@ -223,12 +216,12 @@ def check_iterative_options(
     lr = check_real(learning_rate, "learning_rate", dtype, default=None, low=0.0, open_low=True)
     if max_steps is None:
         max_steps = DEFAULT_MAX_STEPS[method]
-    if fixed_steps or not isinstance(max_steps, jax.Array):
+    if not isinstance(max_steps, jax.Array):
         max_steps = check_int(max_steps, "max_steps", low=0, high=_INT32_MAX)
         steps = jnp.asarray(max_steps, jnp.int32)
     else:  # a traced cap, for a sweep without recompiling
         steps = check_real(max_steps, "max_steps", jnp.int32, default=None, low=0, high=_INT32_MAX)
-    return IterOptions(rtol, atol, steps, lr), (max_steps if fixed_steps else None)
+    return IterOptions(rtol, atol, steps, lr)
 
 
 def solve(
@@ -244,7 +237,6 @@ def solve(
     atol: float | jax.Array | None = None,
     max_steps: int | jax.Array | None = None,
     learning_rate: float | jax.Array | None = None,
-    fixed_steps: bool = False,
     precision: str = "highest",
     measure_residual: bool = False,
     batch_size: int | None = None,
@@ -267,7 +259,7 @@ def solve(
               :func:`jaxsolve.scaled_gradient`), step 0.5 (with rank < N and no mask, a full
               step outside the column space of X), spectral start; its step count does not
               grow with the condition number. At full rank, without a mask, ``x0``,
-              ``optimizer`` or ``fixed_steps`` and at the default learning rate ½, it
+              ``optimizer`` and at the default learning rate ½, it
               starts with the same step undamped, computed as ½·(X + C·X⁻ᵀ) (Newton's
               polar iteration, scaled: 5–8 steps for κ = 10…1e16), and the damped loop
               finishes whatever is left.
@@ -289,17 +281,11 @@ def solve(
             X·Xᵀ by at most ``rtol·‖C‖`` (a stationary point: the nearest PSD or best
             rank-k answer). Defaults 10·sqrt(N)·eps and 4·sqrt(N)·eps; non-negative.
             Iterative methods only (a ValueError for a closed form), like ``optimizer``,
-            ``x0``, ``key``, ``max_steps``, ``learning_rate`` and ``fixed_steps``.
+            ``x0``, ``key``, ``max_steps`` and ``learning_rate``.
         max_steps: iteration cap (default 5000 for gd, 1000 for precgd; Newton steps
             count), at most 2³¹ − 1.
         learning_rate: step size > 0; for gd absolute (default 1/(3·λ_max)), for precgd
             the fraction of the preconditioned step (default 0.5).
-        fixed_steps: static. Run exactly ``max_steps`` iterations with ``fori_loop`` so that
-            ``jax.grad`` can differentiate through the solve (after convergence X keeps
-            taking its negligible steps, so the derivative converges with it; a sketched
-            start is a constant for differentiation); ``max_steps``
-            must then be a Python int. The default ``while_loop`` is forward-differentiable
-            only.
         precision: static. Matmul precision ("highest" default: float32 matmuls stay
             float32 on GPU/TPU instead of TF32/bfloat16, so the residual targets hold).
         measure_residual: static; closed forms only (the iterative methods always measure).
@@ -326,15 +312,19 @@ def solve(
     is positive definite; ``eigh`` and ``sqrt`` with a derivative that stays finite and
     right at repeated eigenvalues: derivatives of functions of X·Xᵀ are exact, and the
     derivative of the eigh factor X itself is that of V·sqrt(Λ) with the eigenvectors V
-    held fixed); the iterative methods with ``fixed_steps=True``. X is unique only up to
-    an orthogonal factor: differentiate functions of X·Xᵀ.
+    held fixed); the iterative methods by the implicit function theorem at the returned X
+    (forward and reverse mode, no unrolling; see :mod:`jaxsolve._implicit`): the derivative
+    of the solution, not of the iteration, whatever the number of steps. X is unique only
+    up to an orthogonal factor: derivatives of functions of X·Xᵀ are exact; the derivative
+    of an iterative X itself is the one with Xᵀ·dX symmetric. Where the solve did not
+    converge (MAX_STEPS, DIVERGED, NON_FINITE) the derivative is that of the stationarity
+    condition at the returned X, meaningful only as far as X is near a solution.
 
     >>> sol = jaxsolve.solve(jnp.array([[4.0, 2.0], [2.0, 3.0]]))  # doctest: +SKIP
     >>> sol.X @ sol.X.T, sol.status                                 # doctest: +SKIP
     """
     method = check_choice(method, "method", METHODS)
     precision = check_choice(precision, "precision", PRECISIONS)
-    fixed_steps = check_bool(fixed_steps, "fixed_steps")
     measure_residual = check_bool(measure_residual, "measure_residual")
     C = as_square_matrices(C, "C")
     batch, n = C.shape[:-2], C.shape[-1]
@@ -353,7 +343,7 @@ def solve(
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"optimizer must be an optax GradientTransformation; got {optimizer!r}")
     given = dict(optimizer=optimizer, x0=x0, key=key, rtol=rtol, atol=atol)
-    given.update(max_steps=max_steps, learning_rate=learning_rate, fixed_steps=fixed_steps or None)
+    given.update(max_steps=max_steps, learning_rate=learning_rate)
     if method not in ITERATIVE_METHODS:
         for name in ITERATIVE_OPTIONS:
             if given[name] is not None:
@@ -364,9 +354,9 @@ def solve(
         x0 = as_float_array(x0, "x0").astype(C.dtype)
         if x0.shape != (*batch, n, k):
             raise ValueError(f"x0 must have shape (..., N, k) = {(*batch, n, k)}; got {x0.shape}")
-    opts, count = None, None
+    opts = None
     if method in ITERATIVE_METHODS:
-        opts, count = check_iterative_options(
+        opts = check_iterative_options(
             C.dtype,
             n,
             method,
@@ -374,7 +364,6 @@ def solve(
             atol=atol,
             max_steps=max_steps,
             learning_rate=learning_rate,
-            fixed_steps=fixed_steps,
         )
         key = check_key(key)
     if n == 0 or math.prod(batch) == 0:
@@ -390,7 +379,6 @@ def solve(
         method=method,
         rank=k,
         optimizer=optimizer,
-        fixed_steps=count,
         precision=precision,
         measure_residual=measure_residual,
         batch_size=batch_size,

@@ -510,31 +510,21 @@ def test_never_success_with_nan():
         assert not ok or np.all(np.isfinite(np.asarray(sol.X)))
 
 
-# --- gradients through fixed-step solves -----------------------------------------------------
+# --- implicit gradients of solves ------------------------------------------------------------
 
 W_LOSS = np.random.default_rng(12).standard_normal((N, N))
 
 
-def _loss(method, max_steps, **options):
+def _loss(method, **options):
     def loss(c):
-        X = solve(c, method=method, fixed_steps=True, max_steps=max_steps, **options).X
+        X = solve(c, method=method, **options).X
         return jnp.sum(W_LOSS * jnp.sin(X @ X.T))
 
     return jax.jit(loss)
 
 
-def test_fixed_steps_matches_while_loop():
-    fixed = jax.jit(functools.partial(solve, method="precgd", fixed_steps=True, max_steps=200))(
-        C_PD
-    )
-    # (fixed_steps runs the damped iteration only: the while loop's, given its step)
-    loop = isolve(C_PD, "precgd", optimizer=SGD_HALF)
-    assert int(fixed.steps) == int(loop.steps) and int(fixed.status) == int(loop.status)
-    np.testing.assert_allclose(np.asarray(fixed.X), np.asarray(loop.X), atol=1e-12)
-
-
-def test_precgd_fixed_steps_gradient_matches_finite_differences():
-    loss = _loss("precgd", 40)
+def test_precgd_gradient_matches_finite_differences():
+    loss = _loss("precgd")
     grad = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(C_PD)))
     assert np.all(np.isfinite(grad))
     for seed in (0, 1):
@@ -544,10 +534,8 @@ def test_precgd_fixed_steps_gradient_matches_finite_differences():
         np.testing.assert_allclose(np.sum(grad * D), fd, rtol=1e-6, atol=1e-8)
 
 
-def test_gd_fixed_steps_gradient_with_default_step():
-    """The unrolled derivative of 40 steps (not converged), the default step and the random
-    start's scale (from the spectral estimate) included, against finite differences."""
-    loss = _loss("gd", 40)
+def test_gd_gradient_matches_finite_differences():
+    loss = _loss("gd")
     grad = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(C_PD)))
     D = np.random.default_rng(0).standard_normal((N, N))
     D = D + D.T
@@ -656,17 +644,15 @@ def test_chunked_batch_equals_whole_batch(method):
     )
 
 
-def test_fixed_steps_gradient_finite_where_the_solve_converges_exactly():
-    """A small solve that reaches a residual of exactly 0 (seed 3 below) keeps taking
-    norms of zero: their derivative must be 0, not ∞·0 = NaN. Checked against finite
-    differences, and through the chunked batch path too."""
+def test_gradient_finite_where_the_solve_converges_exactly():
+    """A small solve that reaches a residual of exactly 0 (seed 3 below): the derivative
+    of its norm must be 0, not ∞·0 = NaN. Checked against finite differences, and through
+    the chunked batch path too."""
     n = 3
     C = np.stack([jaxsolve.random_psd(n, cond=10.0, seed=i) for i in (0, 3, 4)])
 
     def loss(C, batch_size=None):
-        sol = jaxsolve.solve(
-            C, method="precgd", fixed_steps=True, max_steps=12, batch_size=batch_size
-        )
+        sol = jaxsolve.solve(C, method="precgd", batch_size=batch_size)
         X = sol.X
         return jnp.sum(jnp.sin(X @ jnp.swapaxes(X, -1, -2))), sol.residual
 

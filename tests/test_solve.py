@@ -350,7 +350,7 @@ def test_bad_method_and_options():
     with pytest.raises(ValueError, match="optimizer"):
         solve(C_PD, method="eigh", optimizer=optax.sgd(0.1))
     with pytest.raises(TypeError, match="max_steps"):
-        solve(C_PD, method="gd", fixed_steps=True, max_steps=2.5)
+        solve(C_PD, method="gd", max_steps=2.5)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
