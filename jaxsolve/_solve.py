@@ -24,6 +24,7 @@ from ._checks import (
     default_tol,
 )
 from ._closed_form import CLOSED_FORMS, symmetric_part, weighted_symmetric_part
+from ._implicit import differentiated_implicitly
 from ._iterative import DEFAULT_MAX_STEPS, ITERATIVE_METHODS, IterOptions, iterative_factor
 from ._numerics import power_of_two_scale, relative, safe_norm, safe_sqrt
 from ._solution import Solution, Status, worst_status
@@ -161,14 +162,14 @@ def _solve(
         else:
             keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(C.shape[0]))
             x0 = None if x0 is None else x0 * p.h[:, None, None]
-            run = functools.partial(
-                iterative_factor,
-                method=method,
-                rank=rank,
-                optimizer=optimizer,
-                opts=opts,
+            run = differentiated_implicitly(
+                lambda S, W, x0, key, opts: iterative_factor(
+                    S, W, x0, key, method=method, rank=rank, optimizer=optimizer, opts=opts
+                )
             )
-            X, status, steps, lost = _map_matrices(run, (p.S, p.W, x0, keys), batch_size)
+            X, status, steps, lost = _map_matrices(
+                lambda S, W, x0, key: run(S, W, x0, key, opts), (p.S, p.W, x0, keys), batch_size
+            )
             residual = _residual_from_decomposition(lost, p)
     status = worst_status(_symmetry_status(p, n), status)
     status = jnp.where(p.finite, status, Status.NON_FINITE_INPUT)

@@ -645,11 +645,12 @@ def test_chunked_batch_equals_whole_batch(method):
 
 
 def test_gradient_finite_where_the_solve_converges_exactly():
-    """A small solve that reaches a residual of exactly 0 (seed 3 below): the derivative
-    of its norm must be 0, not ∞·0 = NaN. Checked against finite differences, and through
-    the chunked batch path too."""
+    """A solve that reaches a residual of exactly 0 (4·I): the derivative of its norm must
+    be 0, not ∞·0 = NaN. Checked against finite differences, and through the chunked batch
+    path too."""
     n = 3
-    C = np.stack([jaxsolve.random_psd(n, cond=10.0, seed=i) for i in (0, 3, 4)])
+    C = np.stack([jaxsolve.random_psd(n, cond=10.0, seed=0), 4 * np.eye(n)])
+    C = np.concatenate([C, jaxsolve.random_psd(n, cond=10.0, seed=4)[None]])
 
     def loss(C, batch_size=None):
         sol = jaxsolve.solve(C, method="precgd", batch_size=batch_size)

@@ -1,0 +1,150 @@
+"""Derivatives of an iterative solve by the implicit function theorem.
+
+An iterative solve returns X (N, k) with ∇f(X; S, W) = (W∘(X·Xᵀ − S))·X = 0, the
+stationarity condition of f = ¼‖M∘(X·Xᵀ − S)‖² (W = M∘M). Differentiating the condition
+gives the tangent of the solution:
+
+    H·dX = −∂_S∇f·dS − ∂_W∇f·dW,     H = ∂_X∇f, the Hessian of f at X,
+
+solved matrix-free by conjugate gradients preconditioned with the forward method's own
+step, dX ↦ dX·(XᵀX + δI)⁻¹ (O(N²k) a product with a dense S), inside
+``lax.custom_linear_solve``. Forward mode is that solve; reverse mode is its transpose (H
+is symmetric), so neither unrolls the forward iteration nor stores its steps, and the
+derivative is that of the solution whatever path reached it.
+
+H is singular along X·Ω for skew Ω (X·Xᵀ does not see an orthogonal factor of X): the
+tangent returned is the one with Xᵀ·dX symmetric, the component orthogonal to those
+directions. Derivatives of functions of X·Xᵀ do not depend on that choice.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._iterative import lanczos_extremes, right_precondition
+from ._numerics import safe_divide, safe_norm
+
+
+def factor_gradient(X: jax.Array, S: jax.Array, W: jax.Array | None) -> jax.Array:
+    """∇f = (W∘(X·Xᵀ − S))·X; without weights X·(XᵀX) − S·X (no N×N product)."""
+    if W is None:
+        return X @ (X.T @ X) - S @ X
+    return (W * (X @ X.T - S)) @ X
+
+
+def conjugate_gradient(matvec, precondition, b, tol, max_steps: jax.Array) -> jax.Array:
+    """x with ``matvec(x) ≈ b`` for symmetric positive semidefinite ``matvec`` (on arrays
+    of b's shape, in the Frobenius inner product), from x = 0, preconditioned by the
+    symmetric positive definite ``precondition``. Stops once ‖b − matvec(x)‖ ≤ tol·‖b‖,
+    at ``max_steps``, or before a direction of non-positive curvature (a matvec that is
+    not positive semidefinite: the iterate so far is returned). From x = 0 a consistent
+    singular system converges to a solution."""
+
+    def inner(u, v):
+        return jnp.sum(u * v)
+
+    goal = tol * safe_norm(b)
+    z = precondition(b)
+
+    def unfinished(c):
+        _, r, _, _, _, steps, curved = c
+        return curved & (steps < max_steps) & (safe_norm(r) > goal)
+
+    def step(c):
+        x, r, z, p, rz, steps, _ = c
+        Ap = matvec(p)
+        pAp = inner(p, Ap)
+        curved = (pAp > 0) & jnp.isfinite(pAp)
+        alpha = jnp.where(curved, safe_divide(rz, pAp), 0.0)
+        x, r = x + alpha * p, r - alpha * Ap
+        z = precondition(r)
+        rz_next = inner(r, z)
+        p = z + safe_divide(rz_next, rz) * p
+        return x, r, z, p, rz_next, steps + 1, curved
+
+    init = (jnp.zeros_like(b), b, z, z, inner(b, z), jnp.zeros((), jnp.int32), jnp.asarray(True))
+    return jax.lax.while_loop(unfinished, step, init)[0]
+
+
+def horizontal_projection(X: jax.Array) -> Callable[[jax.Array], jax.Array]:
+    """The orthogonal projection (Frobenius inner product) onto the tangents V with Xᵀ·V
+    symmetric: V ↦ V − X·Ω, Ω skew, G·Ω + Ω·G = XᵀV − VᵀX (G = XᵀX), solved in G's
+    eigenbasis (one k×k eigendecomposition, then O(N·k² + k³) a call). It removes the
+    directions X·Ω, in which X·Xᵀ does not move; pairs of G's eigenvalues that sum to
+    rounding level (columns of X that are zero) are left alone."""
+    k = X.shape[-1]
+    g, Q = jnp.linalg.eigh(X.T @ X)
+    pair_sum = g[:, None] + g[None, :]
+    floor = k * jnp.finfo(X.dtype).eps * jnp.max(jnp.abs(g)) + jnp.finfo(X.dtype).tiny
+    usable = pair_sum > floor
+    inverse = jnp.where(usable, 1.0 / jnp.where(usable, pair_sum, 1.0), 0.0)
+
+    def project(V):
+        XtV = X.T @ V
+        Omega = Q @ (inverse * (Q.T @ (XtV - XtV.T) @ Q)) @ Q.T
+        return V - X @ Omega
+
+    return project
+
+
+def solution_tangent(X, S, W, dS, dW, max_steps) -> jax.Array:
+    """The tangent dX of the solution X of ∇f(X; S, W) = 0 for tangents dS, dW of the
+    data (see the module docstring), with Xᵀ·dX symmetric: conjugate gradients on the
+    Hessian restricted to those tangents (every direction projected), preconditioned by
+    dX ↦ dX·(XᵀX + δI)⁻¹ with δ = ‖W∘(X·Xᵀ − S)‖₂ (at least eps, S being in units near 1),
+    the damping of the forward step, which sizes the directions in which X·Xᵀ is clipped
+    (where S is not PSD or has fewer than k positive eigenvalues)."""
+    eps = jnp.finfo(X.dtype).eps
+    _, hessian = jax.linearize(lambda Y: factor_gradient(Y, S, W), X)
+    _, rhs = jax.jvp(lambda S, W: -factor_gradient(X, S, W), (S, W), (dS, dW))
+    R = X @ X.T - S
+    lam_min, lam_max = lanczos_extremes(R if W is None else W * R)
+    delta = jnp.maximum(jnp.maximum(-lam_min, lam_max), eps)
+    project = horizontal_projection(X)
+
+    def precondition(V):
+        return project(right_precondition(project(V), X, delta))
+
+    def solve(matvec, b):
+        def projected(V):
+            return project(matvec(V))
+
+        return conjugate_gradient(projected, precondition, project(b), eps**0.75, max_steps)
+
+    return jax.lax.custom_linear_solve(hessian, rhs, solve, symmetric=True)
+
+
+def _weighted_residual_norm(X, S, W):
+    return safe_norm(X @ X.T - S, weights=W)
+
+
+def _integer_tangent(x: jax.Array) -> np.ndarray:
+    return np.zeros(x.shape, jax.dtypes.float0)
+
+
+def differentiated_implicitly(solver: Callable) -> Callable:
+    """``solver(S, W, X0, key, opts) -> (X, status, steps, lost)``, with X a stationary
+    point of f and lost = ‖X·Xᵀ − S‖ (weighted by W), made differentiable with respect to
+    S and W by the implicit function theorem at the returned X (X0, key and opts have no
+    derivative: they choose the path, not the answer). ``opts.max_steps`` also caps the
+    conjugate-gradient steps of a tangent. Where the solve stopped short of a stationary
+    point (its status says so) the tangent is that of the condition at the returned X."""
+
+    @jax.custom_jvp
+    def solved(S, W, X0, key, opts):
+        return solver(S, W, X0, key, opts)
+
+    @solved.defjvp
+    def solved_jvp(primals, tangents):
+        S, W, _, _, opts = primals
+        dS, dW = tangents[:2]
+        X, status, steps, lost = out = solver(*primals)
+        dX = solution_tangent(X, S, W, dS, dW, opts.max_steps)
+        _, dlost = jax.jvp(_weighted_residual_norm, (X, S, W), (dX, dS, dW))
+        return out, (dX, _integer_tangent(status), _integer_tangent(steps), dlost)
+
+    return solved
