@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Any
 
 import jax
@@ -38,8 +37,15 @@ from jax import lax
 from jax.experimental import sparse
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ._checks import as_float_array, check_bool, check_choice, check_int, check_key, check_rank
-from ._checks import default_tol
+from ._checks import (
+    as_float_array,
+    check_bool,
+    check_choice,
+    check_int,
+    check_key,
+    check_rank,
+    default_tol,
+)
 from ._iterative import (
     ITERATIVE_METHODS,
     IterOptions,
@@ -52,7 +58,7 @@ from ._iterative import (
     scaled_gradient,
     spectral_init,
 )
-from ._numerics import power_of_two_scale, relative, safe_divide, safe_norm, safe_sqrt
+from ._numerics import power_of_two_scale, relative, safe_sqrt
 from ._sequence import run_after
 from ._solution import Solution, Status, worst_status
 
@@ -137,8 +143,9 @@ def _is_concrete(*arrays) -> bool:
 def _as_index_array(value: Any, name: str) -> jax.Array:
     arr = value if isinstance(value, jax.Array) else np.asarray(value)
     if arr.ndim != 1 or not jnp.issubdtype(arr.dtype, jnp.integer):
-        raise TypeError(f"{name} must be a 1-D array of integers; got dtype {arr.dtype}, "
-                        f"shape {arr.shape}")
+        raise TypeError(
+            f"{name} must be a 1-D array of integers; got dtype {arr.dtype}, shape {arr.shape}"
+        )
     return jnp.asarray(arr)
 
 
@@ -298,7 +305,9 @@ class PairOperator:
         V = V[:, None] if vector else V
 
         def per_block(acc, rows, cols, *data):
-            return _scatter_symmetric(acc, rows, cols, self.coef(rows, cols, *data), V[rows], V[cols])
+            return _scatter_symmetric(
+                acc, rows, cols, self.coef(rows, cols, *data), V[rows], V[cols]
+            )
 
         out = self.blocks.reduce(per_block, jnp.zeros_like(V), *self.data)
         return out[:, 0] if vector else out
@@ -451,9 +460,7 @@ def _solve_pairs(pairs, x0, key, opts, *, method, rank, optimizer, precision, ch
     S_norm = safe_sqrt(jnp.sum(w * S * S))
     half_w = jnp.where(rows == cols, 0.5, 1.0) * (w / jnp.maximum(count, 1.0))
     x0 = None if x0 is None else x0 * h
-    run = functools.partial(
-        _factor, method=method, rank=rank, optimizer=optimizer
-    )
+    run = functools.partial(_factor, method=method, rank=rank, optimizer=optimizer)
 
     def solved():
         with jax.default_matmul_precision(precision):
@@ -461,7 +468,12 @@ def _solve_pairs(pairs, x0, key, opts, *, method, rank, optimizer, precision, ch
 
     def not_solved():
         nan = jnp.full((), jnp.nan, S.dtype)
-        return jnp.full((n, rank), jnp.nan, S.dtype), jnp.int32(Status.NON_FINITE_INPUT), jnp.int32(0), nan
+        return (
+            jnp.full((n, rank), jnp.nan, S.dtype),
+            jnp.int32(Status.NON_FINITE_INPUT),
+            jnp.int32(0),
+            nan,
+        )
 
     X, status, steps, lost = lax.cond(finite, solved, not_solved)
     residual = safe_sqrt(relative(lost**2 + skew_sq, norm_sq))
@@ -535,7 +547,9 @@ def solve_observed(
     method = check_choice(method, "method", ("auto", *ITERATIVE_METHODS))
     method = "precgd" if method == "auto" else method
     if mask is not None:
-        raise ValueError("mask must be None when C is given as observed entries (they are the mask)")
+        raise ValueError(
+            "mask must be None when C is given as observed entries (they are the mask)"
+        )
     if batch_size is not None:
         raise ValueError("batch_size must be None for observed entries (one matrix)")
     if check_bool(measure_residual, "measure_residual"):
@@ -579,17 +593,3 @@ def observed_residual(X: jax.typing.ArrayLike, C: Any) -> jax.Array:
     w = pairs.count
     err = safe_sqrt(jnp.sum(w * (r * r + pairs.skew**2)))
     return relative(err, safe_sqrt(jnp.sum(w * (pairs.values**2 + pairs.skew**2))))
-
-
-__all__ = [
-    "DEFAULT_CHUNK_SIZE",
-    "ObservedPairs",
-    "PairOperator",
-    "math",
-    "observed_entries",
-    "observed_pairs",
-    "observed_residual",
-    "safe_divide",
-    "safe_norm",
-    "solve_observed",
-]

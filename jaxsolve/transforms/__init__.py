@@ -27,6 +27,7 @@ from ._mds import classical_mds as classical_mds
 from ._mds import mds as mds
 from ._mds import refine_mds as refine_mds
 from ._mds import stress as stress
+from ._sparse_mds import sparse_mds as sparse_mds
 from ._training import SequenceToCoords as SequenceToCoords
 from ._training import chain_dataset as chain_dataset
 from ._training import fit_through_transform as fit_through_transform

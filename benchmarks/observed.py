@@ -1,0 +1,284 @@
+"""Completion from observed entries and localization from sparse distances (issue 22).
+
+``python -m benchmarks.observed [--quick] [--part completion|localization]``
+
+* Completion: ``jaxsolve.solve`` on a BCOO of |Ω| observed symmetric pairs of an exactly
+  rank-10 PSD matrix, N = 100,000, |Ω| = 5·10⁶ (float64, default tolerances): steps, time
+  per step, total, peak RSS, and the relative error on 100,000 held-out pairs; the same
+  with additive noise on the observations (error against the noise level); time per step
+  at |Ω| = 10⁶, 5·10⁶, 2·10⁷ (the difference of a 10-step and a 30-step run, so the start
+  is not counted).
+* Localization: ``jaxsolve.transforms.sparse_mds`` from 40 distances per point on a
+  random geometric graph, N = 20,000 in 3-D: RMSD after ``align``; beside scikit-learn's
+  ``MDS`` on the dense matrix at N = 2,000, and beside ``s_gd2`` in 2-D where it installs.
+
+Peak RSS is the process's (``resource.getrusage``), so the completion case runs first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+import benchmarks  # isort: split  (pins threads before NumPy/JAX load, if asked)
+from benchmarks._harness import enable_x64, print_targets, report, target, write
+
+jax = enable_x64()
+import jax.numpy as jnp  # noqa: E402
+
+import jaxsolve  # noqa: E402
+from jaxsolve._observed import observed_entries, solve_observed  # noqa: E402
+
+del benchmarks
+
+
+def _rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+# --- completion --------------------------------------------------------------------------------
+
+
+def _pairs(n: int, m: int, rng, exclude=None):
+    """m distinct unordered pairs i < j of [0, n) (none of ``exclude``'s keys)."""
+    keys = np.empty(0, np.int64)
+    while keys.size < m:
+        i = rng.integers(0, n, 2 * (m - keys.size) + 1000)
+        j = rng.integers(0, n, i.size)
+        k = np.minimum(i, j).astype(np.int64) * n + np.maximum(i, j)
+        k = k[i != j]
+        if exclude is not None:
+            k = k[~np.isin(k, exclude)]
+        keys = np.unique(np.concatenate([keys, k]))
+    keys = rng.permutation(keys)[:m]
+    keys.sort()
+    return keys // n, keys % n, keys
+
+
+def completion_problem(n: int, m: int, held_out: int, rank: int = 10, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    Y = rng.standard_normal((n, rank))
+    rows, cols, keys = _pairs(n, m, rng)
+    test_r, test_c, _ = _pairs(n, held_out, rng, exclude=keys)
+    del keys
+    values = np.einsum("ij,ij->i", Y[rows], Y[cols])
+    truth = np.einsum("ij,ij->i", Y[test_r], Y[test_c])
+    return Y, rows, cols, values, (test_r, test_c, truth)
+
+
+def held_out_error(X, test) -> float:
+    X = np.asarray(X)
+    r, c, truth = test
+    est = np.einsum("ij,ij->i", X[r], X[c])
+    return float(np.linalg.norm(est - truth) / np.linalg.norm(truth))
+
+
+def _solve_timed(C, **options):
+    t0 = time.perf_counter()
+    sol = jaxsolve.solve(C, **options) if _DISPATCHED else solve_observed(C, **options)
+    jax.block_until_ready(sol)
+    return sol, time.perf_counter() - t0
+
+
+try:  # solve dispatches BCOO to solve_observed once it is wired in
+    from jax.experimental import sparse as _sparse
+
+    jax.eval_shape(
+        lambda: jaxsolve.solve(_sparse.BCOO.fromdense(jnp.eye(2)), rank=1, method="precgd")
+    )
+    _DISPATCHED = True
+except Exception:
+    _DISPATCHED = False
+
+
+def completion(quick: bool):
+    n, m, held = (10_000, 500_000, 10_000) if quick else (100_000, 5_000_000, 100_000)
+    rows_out, targets = [], []
+    _, rows, cols, values, test = completion_problem(n, m, held)
+    C = observed_entries(rows, cols, values, n)
+    t0 = time.perf_counter()
+    _solve_timed(C, rank=10, max_steps=jnp.asarray(1, jnp.int32))  # compile
+    compile_s = time.perf_counter() - t0
+    sol, total = _solve_timed(C, rank=10, max_steps=jnp.asarray(1000, jnp.int32))
+    steps = int(sol.steps)
+    err = held_out_error(sol.X, test)
+    rss = _rss_gb()
+    rows_out.append(
+        [
+            "exact",
+            n,
+            m,
+            steps,
+            total / max(steps, 1),
+            total,
+            compile_s,
+            float(sol.residual),
+            err,
+            int(sol.status),
+            rss,
+            _load(),
+        ]
+    )
+    targets.append(
+        target(
+            "completion",
+            f"held-out error ≤ 1e-6, N = {n}, |Ω| = {m}",
+            f"{err:.2e} ({steps} steps, {total:.0f} s)",
+            err <= 1e-6,
+        )
+    )
+    targets.append(target("completion", "peak memory ≤ 4 GB", f"{rss:.2f} GB RSS", rss <= 4.0))
+
+    # noise: σ = 1e-3 of the entries' RMS, the held-out error against σ/RMS
+    rng = np.random.default_rng(1)
+    rms = float(np.sqrt(np.mean(values**2)))
+    sigma = 1e-3 * rms
+    noisy = observed_entries(rows, cols, values + sigma * rng.standard_normal(m), n)
+    sol, total = _solve_timed(noisy, rank=10, max_steps=jnp.asarray(1000, jnp.int32))
+    steps = int(sol.steps)
+    err = held_out_error(sol.X, test)
+    level = sigma / float(np.sqrt(np.mean(test[2] ** 2)))
+    rows_out.append(
+        [
+            "noise 1e-3",
+            n,
+            m,
+            steps,
+            total / max(steps, 1),
+            total,
+            float("nan"),
+            float(sol.residual),
+            err,
+            int(sol.status),
+            _rss_gb(),
+            _load(),
+        ]
+    )
+    targets.append(
+        target(
+            "completion",
+            "noisy: held-out error ≤ 1.5× noise level",
+            f"{err:.2e} vs noise {level:.2e} ({err / level:.2f}×, {steps} steps)",
+            err <= 1.5 * level,
+        )
+    )
+    del C, noisy, rows, cols, values
+
+    # time per step against |Ω|
+    sizes = (100_000, 500_000, 2_000_000) if quick else (1_000_000, 5_000_000, 20_000_000)
+    per_step = []
+    for size in sizes:
+        _, r, c, v, _ = completion_problem(n, size, 10, seed=2)
+        Cs = observed_entries(r, c, v, n)
+        del r, c, v
+        _solve_timed(Cs, rank=10, max_steps=jnp.asarray(1, jnp.int32))  # compile
+        times = {}
+        for s in (10, 30):
+            times[s] = _solve_timed(Cs, rank=10, max_steps=jnp.asarray(s, jnp.int32))[1]
+        per_step.append((times[30] - times[10]) / 20)
+        rows_out.append(
+            [
+                "scaling",
+                n,
+                size,
+                20,
+                per_step[-1],
+                times[30],
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                -1,
+                _rss_gb(),
+                _load(),
+            ]
+        )
+        del Cs
+    ratio = (per_step[-1] / sizes[-1]) / (per_step[0] / sizes[0])
+    targets.append(
+        target(
+            "completion",
+            "time per step linear in |Ω|",
+            " / ".join(f"{t:.3f} s" for t in per_step)
+            + f" (per pair, largest/smallest: {ratio:.2f})",
+            0.5 <= ratio <= 1.5,
+        )
+    )
+    table = {
+        "title": "Completion from observed entries (precgd, rank 10, float64)",
+        "columns": [
+            "case",
+            "N",
+            "|Ω|",
+            "steps",
+            "s/step",
+            "total s",
+            "compile s",
+            "residual",
+            "held-out error",
+            "status",
+            "peak RSS GB",
+            "load",
+        ],
+        "rows": rows_out,
+    }
+    return targets, [table]
+
+
+# --- localization ---------------------------------------------------------------------------
+
+
+def localization(quick: bool):
+    from benchmarks._observed_localization import localization as run_localization
+
+    return run_localization(quick)
+
+
+def run(quick: bool, part: str | None = None) -> dict:
+    """Completion from observed entries and sparse localization."""
+    start = time.perf_counter()
+    targets, tables = [], []
+    load = _load()
+    for name, fn in (("completion", completion), ("localization", localization)):
+        if part in (None, name):
+            t, tb = fn(quick)
+            targets += t
+            tables += tb
+    notes = [
+        f"load average at start {load}, at end {_load()} (2 shared cores); peak RSS "
+        f"{_rss_gb():.2f} GB",
+        "time per step: (30-step run − 10-step run)/20, the start and the final checks "
+        "left out; the totals include them",
+    ]
+    rep = report(
+        "observed" + ("" if part is None else f"_{part}"),
+        "Sparse observations: completion and localization",
+        quick=quick,
+        targets=targets,
+        tables=tables,
+        notes=notes,
+        wall_s=time.perf_counter() - start,
+    )
+    write(rep)
+    return rep
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--part", choices=["completion", "localization"])
+    args = parser.parse_args(argv)
+    print_targets(run(args.quick, args.part))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
