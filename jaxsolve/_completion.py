@@ -1,0 +1,283 @@
+"""PSD matrix completion by Riemannian Gauss–Newton on the rank-k PSD matrices.
+
+Minimises ``f(X) = ¼‖M∘(X·Xᵀ − S)‖²`` (weights ``W = M∘M``, 0 where S is unobserved) over
+X (N, k). Each step (:func:`gauss_newton`) takes U, an orthonormal basis of X's columns,
+solves the least-squares problem over the tangent space {U·Bᵀ + B·Uᵀ} of the rank-k
+matrices matrix-free by preconditioned conjugate gradients (:func:`conjugate_gradient`,
+:func:`row_preconditioner`), and retracts to the best rank-k PSD approximation of the
+fitted matrix (:func:`best_psd_rank_k`). In the orthonormal U the operator's spectrum does
+not depend on the condition number of the target. Far from the answer (relative misfit
+above :data:`GLOBAL_PHASE_MISFIT`) each step fits S afresh from B = 0, tightly (the
+minimum-norm solution of R2RILS, Bauch, Nadler & Zilber 2021, symmetric, with the
+truncation in place of its averaging); near it, it solves for the correction from 0 to an
+inexact-Newton forcing tolerance. The gauge (B ↦ B + U·Ω, Ω skew) is the operator's null
+space; its right-hand side is orthogonal to it, so conjugate gradients never move along it.
+
+The outer loop is :func:`._iterative.run_descent`, with the step as an optax transform, so
+that its stopping rule (SUCCESS at ``atol`` or at a certified stationary point, MAX_STEPS,
+DIVERGED, NON_FINITE) holds here. The observations enter only through
+:class:`DenseObservations`; a sparse representation with the same methods can replace it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from ._iterative import (
+    IterOptions,
+    _not_psd_masked,
+    dense_measure,
+    run_descent,
+    spectral_init,
+)
+from ._numerics import safe_divide, safe_norm, safe_sqrt
+from ._sequence import run_after
+from ._solution import Status
+
+COMPLETION_METHOD = "gauss_newton"
+DEFAULT_MAX_STEPS = 200
+"""Outer (Levenberg–Marquardt) steps; rejected steps count."""
+CG_MAX_STEPS = 400
+"""Conjugate-gradient iterations per outer step at most."""
+CG_FORCING = 0.1
+"""The inner solve stops once its residual is at most min(this, sqrt(relative misfit))
+times the right-hand side's: loose far from the answer, tight near it (superlinear)."""
+GLOBAL_PHASE_MISFIT = 1e-4
+"""Above this relative misfit each step solves its least-squares problem afresh (from
+B = 0, R2RILS's minimum-norm fit of S), tightly; below, it solves for the correction
+from D = 0 to the forcing tolerance (a Gauss–Newton step, superlinear)."""
+FRESH_TOL = 1e-12
+"""The fresh solve's residual, relative to its right-hand side (at least 100·eps)."""
+
+
+# --- the observations ------------------------------------------------------------------------
+
+
+class DenseObservations(NamedTuple):
+    """S and its weights as dense N×N matrices: every "observation-space" array is N×N
+    (zero weight where unobserved). O(N²·k) per product."""
+
+    S: jax.Array  # (N, N) symmetric
+    W: jax.Array  # (N, N) symmetric weights in [0, 1]
+
+    def misfit(self, X: jax.Array) -> jax.Array:
+        """X·Xᵀ − S where observed (the entries' values; weights applied by the others)."""
+        return X @ X.T - self.S
+
+    def symmetric_product(self, A: jax.Array, B: jax.Array) -> jax.Array:
+        """A·Bᵀ + B·Aᵀ where observed."""
+        P = A @ B.T
+        return P + P.T
+
+    def half_square(self, E: jax.Array) -> jax.Array:
+        """¼·Σ W∘E² over the observed entries."""
+        return 0.25 * jnp.sum(self.W * E * E)
+
+    def weighted_times(self, E: jax.Array, B: jax.Array) -> jax.Array:
+        """(W∘E)·B for a symmetric E in observation space."""
+        return (self.W * E) @ B
+
+    def row_grams(self, U: jax.Array) -> jax.Array:
+        """G (N, k, k) with G_i = Σ_j W_ij·u_j·u_jᵀ (u_j the rows of U)."""
+        n, k = U.shape
+        return (self.W @ (U[:, :, None] * U[:, None, :]).reshape(n, k * k)).reshape(n, k, k)
+
+    def mean_weight(self) -> jax.Array:
+        """The average weight over all N² entries (the observed fraction for a 0/1 mask)."""
+        return jnp.mean(self.W)
+
+
+# --- the inner solve --------------------------------------------------------------------------
+
+
+def conjugate_gradient(
+    matvec, precondition, b: jax.Array, x0: jax.Array, target: jax.Array, max_steps
+) -> tuple[jax.Array, jax.Array]:
+    """Solve ``A·x = b`` for symmetric positive semidefinite ``A`` (``matvec``), b in its
+    range, by conjugate gradients preconditioned with ``precondition`` (symmetric positive
+    definite), from ``x0`` until ``‖b − A·x‖ ≤ target`` or ``max_steps`` iterations.
+    Returns (x, iterations)."""
+
+    def dot(u, v):
+        return jnp.sum(u * v)
+
+    def cond(c):
+        _, r, _, _, k = c
+        return (k < max_steps) & (dot(r, r) > target * target)
+
+    def body(c):
+        x, r, p, rz, k = c
+        Ap = matvec(p)
+        alpha = safe_divide(rz, dot(p, Ap))
+        x = x + alpha * p
+        r = r - alpha * Ap
+        z = precondition(r)
+        rz_new = dot(r, z)
+        p = z + safe_divide(rz_new, rz) * p
+        return x, r, p, rz_new, k + 1
+
+    r0 = b - matvec(x0)
+    z = precondition(r0)
+    init = (x0, r0, z, dot(r0, z), jnp.zeros((), jnp.int32))
+    x, *_, k = lax.while_loop(cond, body, init)
+    return x, k
+
+
+def row_preconditioner(obs, U: jax.Array):
+    """``V ↦`` each row i of V solved with ``2·G_i`` (G_i = Σ_j W_ij·u_j·u_jᵀ, k×k, the
+    block of row i of the normal operator's term ``(W∘(Δ·Uᵀ))·U``): the row-wise
+    least-squares solves of alternating least squares, which take the spread of the number
+    of observations per row out of the inner solve's conditioning. A floor of eps^(3/4) of
+    the mean diagonal keeps rows with fewer than k observations solvable."""
+    G = 2.0 * obs.row_grams(U)
+    k = U.shape[-1]
+    diag = jnp.trace(G, axis1=-2, axis2=-1) / k
+    floor = jnp.finfo(U.dtype).eps ** 0.75 * jnp.mean(diag) + jnp.finfo(U.dtype).tiny
+    L = jnp.linalg.cholesky(G + floor * jnp.eye(k, dtype=U.dtype))
+
+    def precondition(V):
+        return jax.scipy.linalg.cho_solve((L, True), V[..., None])[..., 0]
+
+    return precondition
+
+
+# --- the outer step as an optax transform -----------------------------------------------------
+
+
+class GaussNewtonState(NamedTuple):
+    inner_steps: jax.Array  # conjugate-gradient iterations so far
+    basis: jax.Array  # (N, k) orthonormal: the eigenvectors of the last retraction
+
+
+def best_psd_rank_k(U: jax.Array, B: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(X, V): the factor X (N, k) of the best rank-k PSD approximation of U·Bᵀ + B·Uᵀ (U, B
+    of shape (N, k)) and the orthonormal eigenvectors V (N, k) of its k largest
+    eigenvalues (kept where an eigenvalue is not positive and X's column is 0), from one QR
+    of [U, B] and the eigendecomposition of a 2k×2k core: O(N·k²)."""
+    k = U.shape[-1]
+    Q, R = jnp.linalg.qr(jnp.concatenate([U, B], axis=1))
+    P = R[:, :k] @ R[:, k:].T
+    lam, V = jnp.linalg.eigh(P + P.T)
+    top_vals, top_vecs = lam[::-1][:k], V[:, ::-1][:, :k]
+    V = Q @ top_vecs
+    return V * safe_sqrt(top_vals), V
+
+
+def gauss_newton(
+    obs: DenseObservations, cg_max_steps=CG_MAX_STEPS
+) -> optax.GradientTransformationExtraArgs:
+    """The Riemannian Gauss–Newton step of f(X) = ¼‖M∘(X·Xᵀ − S)‖² on the rank-k PSD
+    matrices, as an optax transform: ``update(grad, state, X)`` returns ``X⁺ − X``; X must be
+    passed as ``params`` (``grad`` is not used: the step forms its own right-hand side).
+
+    With U an orthonormal basis of X's columns (X = U·T), the tangent space of the rank-k
+    matrices at X·Xᵀ is {U·Δᵀ + Δ·Uᵀ}. The step solves the least-squares problem
+    min ‖M∘(E + U·Δᵀ + Δ·Uᵀ)‖ (E = X·Xᵀ − S) by conjugate gradients on its normal
+    equations ``2·(W∘(U·Δᵀ + Δ·Uᵀ))·U = −2·(W∘E)·U``, from Δ = 0, to a relative residual
+    min(0.1, sqrt(relative misfit)) (an inexact Newton forcing term: superlinear near the
+    answer). In the orthonormal U the operator's spectrum does not depend on the condition
+    number of X, and only the correction is solved for, so that its relative accuracy is
+    needed only relative to the misfit. The gauge Δ = U·Ω (Ω skew) is the operator's null
+    space: the iterates, in the Krylov space of the right-hand side, never enter it (the
+    minimum-norm step). Then X⁺ is the factor of the best rank-k PSD approximation of
+    X·Xᵀ + U·Δᵀ + Δ·Uᵀ (:func:`best_psd_rank_k`), the retraction that lets small
+    eigen-directions of X turn freely; X + d would add d·dᵀ, which for an ill-conditioned
+    X dwarfs the step's effect on its small columns. (In the symmetric case this is
+    R2RILS's least-squares problem, Bauch, Nadler & Zilber 2021, with the truncation in
+    place of its averaging.)"""
+
+    def init_fn(params):
+        dtype = params.dtype
+        return GaussNewtonState(
+            inner_steps=jnp.zeros((), jnp.int32),
+            basis=jnp.linalg.qr(params)[0],
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del updates, extra_args
+        if params is None:
+            raise ValueError("gauss_newton needs params (the factor X) in update()")
+        X = params
+        # (X lies in the span of the basis: X·Xᵀ = U·T·Tᵀ·Uᵀ = U·B₀ᵀ + B₀·Uᵀ)
+        U = state.basis
+        T = U.T @ X
+        B0 = 0.5 * U @ (T @ T.T)
+        E = obs.misfit(X)
+        rel_misfit = safe_divide(
+            jnp.sqrt(obs.half_square(E)), jnp.sqrt(obs.half_square(obs.S)), 1.0
+        )
+
+        def normal(D):
+            return 2.0 * obs.weighted_times(obs.symmetric_product(D, U), U)
+
+        rhs = -2.0 * obs.weighted_times(E, U)
+        fresh = rel_misfit > GLOBAL_PHASE_MISFIT
+        eps = jnp.finfo(X.dtype).eps
+        fit_scale = safe_norm(2.0 * obs.weighted_times(obs.S, U))
+        target = jnp.where(
+            fresh,
+            jnp.maximum(FRESH_TOL, 100 * eps) * fit_scale,
+            jnp.minimum(CG_FORCING, jnp.sqrt(rel_misfit)) * safe_norm(rhs),
+        )
+        start = jnp.where(fresh, -B0, jnp.zeros_like(B0))
+        precondition = row_preconditioner(obs, U)
+        D, iters = conjugate_gradient(normal, precondition, rhs, start, target, cg_max_steps)
+        X_new, U_new = best_psd_rank_k(U, B0 + D)
+        return X_new - X, GaussNewtonState(state.inner_steps + iters, U_new)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+# --- one matrix -------------------------------------------------------------------------------
+
+
+def completion_start(obs: DenseObservations, rank: int, key: jax.Array) -> jax.Array:
+    """The spectral start: the top-``rank`` factor of S/s (s the mean weight: the observed
+    entries scaled up to the full matrix's), then scaled by the α ≥ 0 that minimises
+    ‖M∘(α·X·Xᵀ − S)‖."""
+    s = obs.mean_weight()
+    X0, _ = spectral_init(safe_divide(obs.S, s, 1.0), rank, key)
+    P = obs.misfit(X0) + obs.S  # X0·X0ᵀ where observed
+    alpha = safe_divide(jnp.sum(obs.W * P * obs.S), jnp.sum(obs.W * P * P), 1.0)
+    return X0 * jnp.sqrt(jnp.maximum(alpha, 0.0))
+
+
+def completion_factor(
+    S: jax.Array,
+    W: jax.Array,
+    X0: jax.Array | None,
+    key: jax.Array,
+    *,
+    rank: int,
+    opts: IterOptions,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """One matrix: PSD completion of S (N, N), symmetric, in scaled units (largest entries
+    near 1), observed with symmetric weights W in [0, 1], by Levenberg–Marquardt
+    (:func:`gauss_newton`) from the spectral start (:func:`completion_start`) or ``X0``.
+    Returns (X, status, steps, lost), X (N, rank), lost = ‖X·Xᵀ − S‖ weighted by W at X.
+
+    Statuses: SUCCESS (relative weighted residual ≤ ``opts.atol``, or a certified
+    stationary point), NOT_PSD (stationary, and no PSD matrix fits the observed entries),
+    MAX_STEPS (``opts.max_steps`` outer steps; rejected steps count), DIVERGED, NON_FINITE.
+    ``opts.learning_rate`` is not used. jit- and vmap-able; float32 and float64.
+
+    Example::
+
+        X, status, steps, lost = completion_factor(S, W, None, key, rank=5, opts=opts)
+    """
+    obs = DenseObservations(S, W)
+    if X0 is None:
+        X0 = completion_start(obs, rank, key)
+    S_norm = safe_norm(S, weights=W)
+    measure = dense_measure(S, W, S_norm)
+    X, status, steps, lost = run_descent(
+        measure, S_norm, X0, gauss_newton(obs), opts, factored=False, certify_every=1
+    )
+    not_psd = _not_psd_masked(S, W, run_after(X, lost))
+    status = jnp.where(not_psd & (status == Status.SUCCESS), Status.NOT_PSD, status)
+    return X, status.astype(jnp.int32), steps, lost
