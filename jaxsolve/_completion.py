@@ -192,7 +192,6 @@ def gauss_newton(
     place of its averaging.)"""
 
     def init_fn(params):
-        dtype = params.dtype
         return GaussNewtonState(
             inner_steps=jnp.zeros((), jnp.int32),
             basis=jnp.linalg.qr(params)[0],

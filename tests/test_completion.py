@@ -1,0 +1,109 @@
+"""PSD completion by Riemannian Gauss–Newton (jaxsolve._completion): recovery, dtypes,
+jit/vmap, statuses."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsolve import Status
+from jaxsolve._completion import completion_factor
+from jaxsolve._iterative import IterOptions
+
+N, RANK = 60, 3
+
+
+def problem(kappa, rho, seed, n=N, r=RANK):
+    """Ground truth C (scaled: largest entry 1), symmetric 0/1 mask W with ρ·(n·r − r(r−1)/2)
+    observed pairs (diagonal included)."""
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.standard_normal((n, r)))
+    C = (U * np.geomspace(1, 1 / kappa, r)) @ U.T
+    C /= np.abs(C).max()
+    iu = np.triu_indices(n)
+    pick = rng.choice(len(iu[0]), int(rho * (n * r - r * (r - 1) / 2)), replace=False)
+    W = np.zeros((n, n))
+    W[iu[0][pick], iu[1][pick]] = 1
+    return C, np.maximum(W, W.T)
+
+
+def options(dtype, max_steps=100):
+    eps = float(jnp.finfo(dtype).eps)
+    tol = jnp.asarray(4 * np.sqrt(N) * eps, dtype)
+    return IterOptions(2.5 * tol, tol, jnp.asarray(max_steps, jnp.int32), None)
+
+
+def run(C, W, dtype=np.float64, max_steps=100, rank=RANK):
+    S, W = jnp.asarray(W * C, dtype), jnp.asarray(W, dtype)
+    f = jax.jit(
+        lambda S, W: completion_factor(
+            S, W, None, jax.random.PRNGKey(0), rank=rank, opts=options(dtype, max_steps)
+        )
+    )
+    return f(S, W)
+
+
+def rel_error(X, C):
+    X = np.asarray(X, np.float64)
+    return np.linalg.norm(X @ X.T - C) / np.linalg.norm(C)
+
+
+@pytest.mark.parametrize("kappa", [1.0, 1e6])
+def test_recovers_ground_truth_float64(kappa):
+    C, W = problem(kappa, 3, seed=1)
+    X, status, steps, lost = run(C, W)
+    assert int(status) == Status.SUCCESS
+    assert 0 < int(steps) < 60
+    assert rel_error(X, C) < 1e-9
+    ref = np.sqrt(np.sum(W * (np.asarray(X) @ np.asarray(X).T - C) ** 2))
+    np.testing.assert_allclose(float(lost), ref, rtol=1e-6, atol=1e-14)
+
+
+def test_float32():
+    C, W = problem(10.0, 4, seed=2)
+    X, status, _, _ = run(C, W, np.float32)
+    assert X.dtype == jnp.float32
+    assert int(status) == Status.SUCCESS
+    assert rel_error(X, C) < 1e-4
+
+
+def test_vmap_equals_loop():
+    probs = [problem(100.0, 4, seed=s) for s in (3, 4)]
+    S = jnp.stack([W * C for C, W in probs])
+    W = jnp.stack([W for _, W in probs])
+    f = jax.jit(
+        jax.vmap(
+            lambda S, W: completion_factor(
+                S, W, None, jax.random.PRNGKey(0), rank=RANK, opts=options(np.float64)
+            )
+        )
+    )
+    Xb, sb, _, _ = f(S, W)
+    for i, (C, Wi) in enumerate(probs):
+        X, s, _, _ = run(C, Wi)
+        assert int(sb[i]) == int(s) == Status.SUCCESS
+        np.testing.assert_allclose(np.asarray(Xb[i] @ Xb[i].T), np.asarray(X @ X.T), atol=1e-9)
+
+
+def test_max_steps():
+    C, W = problem(1e3, 3, seed=5)
+    _, status, steps, _ = run(C, W, max_steps=1)
+    assert int(status) == Status.MAX_STEPS
+    assert int(steps) == 1
+
+
+def test_non_finite():
+    C, W = problem(1.0, 3, seed=6)
+    C = C.copy()
+    i, j = np.argwhere(W > 0)[0]
+    C[i, j] = C[j, i] = np.nan
+    _, status, _, _ = run(C, W)
+    assert int(status) == Status.NON_FINITE
+
+
+def test_not_psd():
+    """Fully observed negative definite target: no PSD matrix fits it."""
+    C = -np.eye(8) - 0.1
+    W = np.ones((8, 8))
+    _, status, _, _ = run(C, W, rank=2)
+    assert int(status) == Status.NOT_PSD
