@@ -243,33 +243,34 @@ class _Blocks:
     def __init__(self, rows, cols, n: int, mesh: Mesh | None):
         self.rows, self.cols, self.n, self.mesh = rows, cols, n, mesh
 
-    def reduce(self, per_block, init, *data):
-        """``Σ_blocks per_block(carry, rows, cols, *data_block)`` from ``init`` (a pytree of
-        replicated partial sums)."""
+    def reduce(self, per_block, init, shared, *data):
+        """``Σ_blocks per_block(carry, shared, rows, cols, *data_block)`` from ``init`` (a
+        pytree of partial sums); ``shared``: a pytree every block reads whole (X, V),
+        replicated over a mesh."""
 
-        def local(init, rows, cols, *data):
+        def local(init, shared, rows, cols, *data):
             def body(carry, block):
-                return per_block(carry, *block), None
+                return per_block(carry, shared, *block), None
 
             if rows.shape[0] == 1:
-                out = per_block(init, rows[0], cols[0], *(d[0] for d in data))
-            else:
-                out = lax.scan(body, init, (rows, cols, *data))[0]
-            return out
+                return per_block(init, shared, rows[0], cols[0], *(d[0] for d in data))
+            return lax.scan(body, init, (rows, cols, *data))[0]
 
         if self.mesh is None:
-            return local(init, self.rows, self.cols, *data)
+            return local(init, shared, self.rows, self.cols, *data)
         axis = self.mesh.axis_names[0]
         split = PartitionSpec(None, axis)
 
-        def sharded(init, rows, cols, *data):
-            zero = jax.tree.map(jnp.zeros_like, init)
-            partial = local(zero, rows, cols, *data)
+        def sharded(init, shared, rows, cols, *data):
+            # (zeros that vary over the devices, as each device's partial sums do)
+            zero = jax.tree.map(lambda a: lax.pcast(jnp.zeros_like(a), (axis,), to="varying"), init)
+            partial = local(zero, shared, rows, cols, *data)
             return jax.tree.map(lambda a, b: a + lax.psum(b, axis), init, partial)
 
-        specs = (PartitionSpec(), split, split, *(split for _ in data))
-        run = jax.shard_map(sharded, mesh=self.mesh, in_specs=specs, out_specs=PartitionSpec())
-        return run(init, self.rows, self.cols, *data)
+        whole = PartitionSpec()
+        specs = (whole, whole, split, split, *(split for _ in data))
+        run = jax.shard_map(sharded, mesh=self.mesh, in_specs=specs, out_specs=whole)
+        return run(init, shared, self.rows, self.cols, *data)
 
 
 def _row_dots(A: jax.Array, B: jax.Array, k: int) -> jax.Array:
@@ -296,20 +297,21 @@ class PairOperator:
     chunk). Duck-types the ``@`` of a dense symmetric matrix (``A @ V``, ``V @ A``), enough
     for ``spectral_init`` and ``lanczos_extremes``."""
 
-    def __init__(self, blocks: _Blocks, coef, data: tuple, dtype):
+    def __init__(self, blocks: _Blocks, coef, data: tuple, dtype, fixed=None):
         self.blocks, self.coef, self.data, self.dtype = blocks, coef, data, dtype
+        self.fixed = fixed
         self.shape = (blocks.n, blocks.n)
 
     def __matmul__(self, V):
         vector = V.ndim == 1
         V = V[:, None] if vector else V
 
-        def per_block(acc, rows, cols, *data):
-            return _scatter_symmetric(
-                acc, rows, cols, self.coef(rows, cols, *data), V[rows], V[cols]
-            )
+        def per_block(acc, shared, rows, cols, *data):
+            V, fixed = shared
+            coef = self.coef(fixed, rows, cols, *data)
+            return _scatter_symmetric(acc, rows, cols, coef, V[rows], V[cols])
 
-        out = self.blocks.reduce(per_block, jnp.zeros_like(V), *self.data)
+        out = self.blocks.reduce(per_block, jnp.zeros_like(V), (V, self.fixed), *self.data)
         return out[:, 0] if vector else out
 
     def __rmatmul__(self, V):  # V·A = (A·Vᵀ)ᵀ, A symmetric
@@ -322,16 +324,16 @@ class PairOperator:
 
 def target_operator(blocks: _Blocks, S: jax.Array, half_w: jax.Array) -> PairOperator:
     """W∘S as a :class:`PairOperator`."""
-    return PairOperator(blocks, lambda r, c, s, hw: hw * s, (S, half_w), S.dtype)
+    return PairOperator(blocks, lambda _, r, c, s, hw: hw * s, (S, half_w), S.dtype)
 
 
 def residual_operator(blocks: _Blocks, X, S, half_w) -> PairOperator:
     """W∘(X·Xᵀ − S) as a :class:`PairOperator` (residuals formed per block on the fly)."""
 
-    def coef(rows, cols, s, hw):
+    def coef(X, rows, cols, s, hw):
         return hw * (_row_dots(X[rows], X[cols], X.shape[1]) - s)
 
-    return PairOperator(blocks, coef, (S, half_w), S.dtype)
+    return PairOperator(blocks, coef, (S, half_w), S.dtype, fixed=X)
 
 
 def pair_measure(blocks: _Blocks, S: jax.Array, half_w: jax.Array, S_norm: jax.Array):
@@ -344,7 +346,7 @@ def pair_measure(blocks: _Blocks, S: jax.Array, half_w: jax.Array, S_norm: jax.A
         k = X.shape[1]
         Xp = jnp.concatenate([X, probe[:, None]], axis=1)
 
-        def per_block(carry, rows, cols, s, hw):
+        def per_block(carry, Xp, rows, cols, s, hw):
             acc, sq = carry
             xi, xj = Xp[rows], Xp[cols]
             r = _row_dots(xi, xj, k) - s
@@ -352,7 +354,7 @@ def pair_measure(blocks: _Blocks, S: jax.Array, half_w: jax.Array, S_norm: jax.A
             return acc, sq + 2 * jnp.sum(hw * r * r)
 
         init = (jnp.zeros_like(Xp), jnp.zeros((), X.dtype))
-        WRXp, sq = blocks.reduce(per_block, init, S, half_w)
+        WRXp, sq = blocks.reduce(per_block, init, Xp, S, half_w)
         lost = safe_sqrt(sq)
         return _Measured(lost, relative(lost, S_norm), WRXp[:, :k], WRXp[:, k])
 
