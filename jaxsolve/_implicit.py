@@ -91,6 +91,21 @@ def horizontal_projection(X: jax.Array) -> Callable[[jax.Array], jax.Array]:
     return project
 
 
+def full_rank_tangent(X: jax.Array, S: jax.Array, dS: jax.Array) -> jax.Array:
+    """The tangent of a full-rank (N×N) factor of the PSD part of a fully observed S, in
+    closed form from S = V·Λ·Vᵀ, O(N³): dX = L·X with L symmetric, so Xᵀ·dX = XᵀLX is
+    symmetric; L·P + P·L = dP for P = X·Xᵀ = V·Λ₊·Vᵀ and dP its Daleckii–Krein
+    derivative, which together give Vᵀ·L·V = E∘(Vᵀ·dS·V) with
+    E_ij = 1/(|λ_i| + |λ_j|) where λ_i or λ_j is positive, else 0."""
+    lam, V = jnp.linalg.eigh(S)
+    scale = jnp.abs(lam)
+    pair_sum = scale[:, None] + scale[None, :]
+    positive = lam > 0
+    kept = (positive[:, None] | positive[None, :]) & (pair_sum > 0)
+    E = jnp.where(kept, 1.0 / jnp.where(kept, pair_sum, 1.0), 0.0)
+    return V @ (E * (V.T @ dS @ V)) @ (V.T @ X)
+
+
 def solution_tangent(X, S, W, dS, dW, max_steps) -> jax.Array:
     """The tangent dX of the solution X of ∇f(X; S, W) = 0 for tangents dS, dW of the
     data (see the module docstring), with Xᵀ·dX symmetric: conjugate gradients on the
@@ -98,6 +113,8 @@ def solution_tangent(X, S, W, dS, dW, max_steps) -> jax.Array:
     dX ↦ dX·(XᵀX + δI)⁻¹ with δ = ‖W∘(X·Xᵀ − S)‖₂ (at least eps, S being in units near 1),
     the damping of the forward step, which sizes the directions in which X·Xᵀ is clipped
     (where S is not PSD or has fewer than k positive eigenvalues)."""
+    if W is None and X.shape[-1] == X.shape[-2]:
+        return full_rank_tangent(X, S, dS)
     eps = jnp.finfo(X.dtype).eps
     _, hessian = jax.linearize(lambda Y: factor_gradient(Y, S, W), X)
     _, rhs = jax.jvp(lambda S, W: -factor_gradient(X, S, W), (S, W), (dS, dW))
