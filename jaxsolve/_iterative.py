@@ -355,7 +355,9 @@ def run_descent(
             iteration=state.iteration + 1,
         )
 
-    done, lost = (jnp.asarray(False), jnp.full((), jnp.nan, dtype)) if converged is None else converged
+    done, lost = (
+        (jnp.asarray(False), jnp.full((), jnp.nan, dtype)) if converged is None else converged
+    )
     init = _State(
         X=X0,
         opt_state=tx.init(X0),
@@ -525,11 +527,11 @@ def _not_psd_masked(S, W, X):
     return (misfit > sqrt_eps) & (lam_min >= -sqrt_eps * jnp.maximum(lam_max, -lam_min))
 
 
-def uses_lowrank(method, W, rank: int, n: int, optimizer, opts: IterOptions) -> bool:
-    """Whether precgd runs as block Rayleigh–Ritz (:mod:`._lowrank`): rank < N, no mask, no
-    optimizer and the default learning rate (a given one asks for the gradient step)."""
-    default_step = opts.learning_rate is None and optimizer is None
-    return method == "precgd" and W is None and rank < n and default_step
+def uses_lowrank(method: str, W, rank: int, n: int, optimizer) -> bool:
+    """Whether precgd runs as block Rayleigh–Ritz (:mod:`._lowrank`): rank < N, no mask and
+    no optimizer (an optimizer asks for the gradient step; Rayleigh–Ritz has no step size,
+    so ``learning_rate`` does not apply)."""
+    return method == "precgd" and W is None and rank < n and optimizer is None
 
 
 def iterative_factor(
@@ -546,15 +548,14 @@ def iterative_factor(
     """One matrix: the start and the optimizer, the Newton phase where it applies, the loop,
     the PSD status. Returns (X, status, steps, lost), lost = ‖X·Xᵀ − S‖ (weighted).
 
-    precgd with rank < N, no mask, no optimizer and the default learning rate is the block
-    Rayleigh–Ritz method of :mod:`._lowrank` (Krylov speed: its steps grow like
+    precgd with rank < N, no mask and no optimizer is the block Rayleigh–Ritz method of :mod:`._lowrank` (Krylov speed: its steps grow like
     1/sqrt(1 − λ_{k+1}/λ_k), the gradient step's like 1/(1 − λ_{k+1}/λ_k)).
 
     The scale λ_max (and λ_min) come from the sketch where precgd starts from one (rank < N,
     no x0): its Ritz values, at no extra pass over S; otherwise from 32 Lanczos steps.
     ``solve`` differentiates the answer implicitly (:mod:`._implicit`), never this path."""
     n = S.shape[-1]
-    if uses_lowrank(method, W, rank, n, optimizer, opts):
+    if uses_lowrank(method, W, rank, n, optimizer):
         from ._lowrank import lowrank_factor  # (it builds on this module's pieces)
 
         return lowrank_factor(S, X0, key, rank, opts)

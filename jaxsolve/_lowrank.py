@@ -14,13 +14,13 @@ Stability (Hetmaniuk & Lehoucq 2006; Duersch, Shao, Yang & Gu 2018): W is projec
 directions that are numerically dependent instead of inverting an ill-conditioned Gram; P is
 built in the small space as the part of the new Ritz vectors outside the old V, made
 orthogonal to them there, so that [V, W, P] stays orthonormal and S·P follows from products
-already taken: one product S·W (N×m) a step. The Rayleigh–Ritz solve uses the basis's Gram
-(≈ I) through its Cholesky factor, so that rounding in the basis does not accumulate.
+already taken: one product S·W (N×(m+1)) a step. The Rayleigh–Ritz solve corrects for the
+basis's Gram (I up to rounding), so that rounding in the basis does not accumulate.
 
 The stopping rule is :func:`._iterative._decide`'s: SUCCESS once the relative residual is at
 most ``atol``, or once precgd's step ½·∇f·(XᵀX + δI)⁻¹ would change X·Xᵀ by at most
 ``rtol·‖S‖`` (certified with an exact product S·V: a step whose products came from the
-recurrence is re-measured first). Works on one matrix in ``solve``'s scaled units; static
+recurrence is re-measured with a fresh one first). Works on one matrix in ``solve``'s scaled units; static
 shapes throughout (``vmap`` and ``jit``).
 """
 
@@ -76,44 +76,49 @@ def orthonormal_columns(W: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def _orthonormal_twice(W: jax.Array, *bases: jax.Array) -> tuple[jax.Array, jax.Array]:
     """W projected out of ``bases`` and orthonormalised, twice ("twice is enough")."""
-    for _ in range(2):
-        W, kept = orthonormal_columns(project_out(W, *bases))
-    return W, kept
+
+    def once(_, carry):
+        return orthonormal_columns(project_out(carry[0], *bases))
+
+    return lax.fori_loop(0, 2, once, (W, jnp.zeros(W.shape[-1], bool)))
 
 
 class _Ritz(NamedTuple):
     """A Rayleigh–Ritz solve over a basis Q (q columns): the kept Ritz values (the top m
-    descending, then the smallest), their coordinates Y (q, m + 1), the Cholesky factor of
-    Q's Gram and Y in its coordinates (orthonormal there), and every Ritz value, descending
-    (those of invalid directions, ``floor``, at the bottom)."""
+    descending, then the smallest), their coordinates Y (q, m + 1), the maps to and from
+    coordinates in which the basis is orthonormal, Y there (orthonormal columns), and every
+    Ritz value, descending (those of invalid directions, ``floor``, at the bottom)."""
 
     theta: jax.Array  # (m + 1,)
     Y: jax.Array  # (q, m + 1)
-    L: jax.Array  # (q, q)
-    kept: jax.Array  # (q, m + 1) = Lᵀ·Y
+    to_orthonormal: jax.Array  # (q, q) ≈ G^(1/2)
+    from_orthonormal: jax.Array  # (q, q) ≈ G^(-1/2)
+    kept: jax.Array  # (q, m + 1) = to_orthonormal·Y
     every: jax.Array  # (q,)
 
 
 def rayleigh_ritz(Q: jax.Array, SQ: jax.Array, ok: jax.Array, m: int, floor) -> _Ritz:
     """The top m Ritz pairs of S over span(Q), and the smallest (which tracks λ_min for the
-    PSD check at the cost of one more column): the eigenproblem (QᵀSQ)·y = θ·(QᵀQ)·y
-    through the Cholesky factor of QᵀQ (≈ I). Only the columns where ``ok`` count; the
-    others (zero columns) are decoupled with Ritz value ``floor``, below every real one."""
+    PSD check at the cost of one more column). Only the columns where ``ok`` count; the
+    others (zero columns) are decoupled with Ritz value ``floor``, below every real one.
+
+    Q is orthonormal up to rounding (G = QᵀQ = I + E, ‖E‖ a few eps): the solve runs in
+    the coordinates T·y, T = (3I − G)/2 = G^(-1/2) + O(‖E‖²) (a Newton–Schulz step), so
+    that the new Ritz vectors are orthonormal to O(eps) whatever rounding the basis
+    carries, and nothing accumulates from step to step."""
     q = Q.shape[-1]
     both = ok[:, None] & ok[None, :]
     eye = jnp.eye(q, dtype=Q.dtype)
-    G = jnp.where(both, Q.T @ Q, eye)
+    E = jnp.where(both, Q.T @ Q, eye) - eye
+    inv_root, root = eye - 0.5 * E, eye + 0.5 * E
     H = Q.T @ SQ
     H = jnp.where(both, 0.5 * (H + H.T), eye * jnp.where(ok, 0.0, floor))
-    L = jnp.linalg.cholesky(G)
-    solve = jax.scipy.linalg.solve_triangular
-    Hs = solve(L, solve(L, H, lower=True).T, lower=True)
-    theta, U = jnp.linalg.eigh(0.5 * (Hs + Hs.T))
+    theta, U = jnp.linalg.eigh(inv_root @ H @ inv_root)
     theta, U = theta[::-1], U[:, ::-1]
     smallest = jnp.sum(ok) - 1  # (the invalid values come after it)
     cols = jnp.concatenate([jnp.arange(m), smallest[None]])
     kept = U[:, cols]
-    return _Ritz(theta[cols], solve(L.T, kept, lower=False), L, kept, theta)
+    return _Ritz(theta[cols], inv_root @ kept, root, inv_root, kept, theta)
 
 
 def _next_direction(r: _Ritz, ok: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
@@ -121,10 +126,10 @@ def _next_direction(r: _Ritz, ok: jax.Array, m: int) -> tuple[jax.Array, jax.Arr
     V (its first m rows), made orthogonal to them and orthonormal in the Gram's metric, so
     that Q·Z is orthonormal and orthogonal to the new V. Returns (Z, kept)."""
     outside = r.Y.at[:m].set(0.0)
-    Zt = r.L.T @ outside
+    Zt = r.to_orthonormal @ outside
     Zt = jnp.where(ok[:, None], Zt, 0.0)  # (no weight on the zero columns of Q)
     Zt, kept = _orthonormal_twice(Zt, r.kept)
-    return jax.scipy.linalg.solve_triangular(r.L.T, Zt, lower=False), kept
+    return r.from_orthonormal @ Zt, kept
 
 
 def _spectral_estimate(theta: jax.Array, k: int) -> jax.Array:
@@ -159,19 +164,12 @@ def _check(S, S_norm, V, SV, theta, spectral, k) -> _Check:
     near = relative(lost, S_norm) < 1e3 * jnp.sqrt(jnp.finfo(S.dtype).eps)
     lost = lax.cond(near, lambda: safe_norm(X @ X.T - S), lambda: lost)
     grad = X @ gram - SX
-    step = 0.5 * grad @ _damped_inverse(gram, 0.5 * spectral)
+    # (XᵀX + δI)⁻¹ with XᵀX = Θ₊ (V orthonormal to rounding, see rayleigh_ritz) and
+    # right_precondition's floor relative to the Gram's size
+    finfo = jnp.finfo(S.dtype)
+    d = jnp.diagonal(gram) + 0.5 * spectral + finfo.eps * jnp.trace(gram) + finfo.tiny
+    step = 0.5 * grad / d
     return _Check(lost, relative(lost, S_norm), product_change_norm(step, X, True))
-
-
-def _damped_inverse(gram: jax.Array, delta) -> jax.Array:
-    """(XᵀX + δI)⁻¹ (k×k) by Cholesky, with :func:`._iterative.right_precondition`'s floor
-    relative to the Gram's size; applied as one N×k·k×k product (a triangular solve with
-    N right-hand sides is many times slower on CPU)."""
-    k = gram.shape[-1]
-    finfo = jnp.finfo(gram.dtype)
-    eye = jnp.eye(k, dtype=gram.dtype)
-    floor = finfo.eps * jnp.trace(gram) + finfo.tiny
-    return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(gram + (delta + floor) * eye), True), eye)
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -181,7 +179,9 @@ class _Block(NamedTuple):
     V: jax.Array  # (N, m + 1) orthonormal Ritz vectors: the top m descending, the smallest
     SV: jax.Array  # S·V (from the recurrence unless ``exact``)
     theta: jax.Array  # (m + 1,)
-    P: jax.Array  # (N, m + 1) previous direction: orthonormal, orthogonal to V (zero columns where not ok)
+    P: (
+        jax.Array
+    )  # (N, m + 1) previous direction: orthonormal, orthogonal to V (zero columns where not ok)
     SP: jax.Array
     p_ok: jax.Array  # (m + 1,)
     spectral: jax.Array  # estimate of ‖X·Xᵀ − S‖₂
@@ -199,22 +199,22 @@ class _State(NamedTuple):
     done: jax.Array
 
 
-def _ritz_of_block(S, V, k, floor) -> _Block:
-    """The Ritz pairs of S over span(V) (V orthonormal), with an exact product S·V; no P."""
+def _start_block(S, V) -> _Block:
+    """The block at an orthonormal start V: an exact S·V and the Rayleigh quotients as Θ
+    (the first step's Rayleigh–Ritz solve orders them); no P."""
     SV = S @ V
-    m = V.shape[-1] - 1
-    ok = jnp.ones((m + 1,), bool)
-    r = rayleigh_ritz(V, SV, ok, m, floor)
+    theta = jnp.sum(V * SV, axis=0)
+    m1 = V.shape[-1]
     return _Block(
-        V=V @ r.Y,
-        SV=SV @ r.Y,
-        theta=r.theta,
+        V=V,
+        SV=SV,
+        theta=theta,
         P=jnp.zeros_like(V),
         SP=jnp.zeros_like(V),
-        p_ok=jnp.zeros((m + 1,), bool),
-        spectral=_spectral_estimate(r.theta, k),
-        lam_min=r.theta[-1],
-        lam_max=r.theta[0],
+        p_ok=jnp.zeros((m1,), bool),
+        spectral=jnp.max(jnp.abs(theta)),
+        lam_min=jnp.min(theta),
+        lam_max=jnp.max(theta),
         exact=jnp.asarray(True),
     )
 
@@ -288,14 +288,8 @@ def lowrank_factor(
         return _check(S, S_norm, b.V, b.SV, b.theta, b.spectral, k)
 
     def refresh(b: _Block) -> _Block:
-        fresh = _ritz_of_block(S, b.V, k, floor)
-        return fresh._replace(
-            P=b.P,
-            SP=b.SP,
-            p_ok=b.p_ok,
-            lam_min=jnp.minimum(b.lam_min, fresh.lam_min),
-            lam_max=jnp.maximum(b.lam_max, fresh.lam_max),
-        )
+        # the certificate then measures the same X with an exact S·X
+        return b._replace(SV=S @ b.V, exact=jnp.asarray(True))
 
     def iterate(state: _State) -> _State:
         b = state.block
@@ -321,7 +315,7 @@ def lowrank_factor(
         )
 
     init = _State(
-        block=_ritz_of_block(S, V0, k, floor),
+        block=_start_block(S, V0),
         lost=jnp.full((), jnp.nan, S.dtype),
         steps=jnp.zeros((), jnp.int32),
         start=jnp.full((), jnp.inf, S.dtype),
