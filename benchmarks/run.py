@@ -29,6 +29,7 @@ REGISTRY: list[tuple[str, str]] = [
     ("solvers", "benchmarks.solvers"),
     ("transforms", "benchmarks.transforms"),
     ("matrix_classification", "benchmarks.matrix_classification"),
+    ("observed", "benchmarks.observed"),
 ]
 
 
