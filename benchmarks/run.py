@@ -30,6 +30,7 @@ REGISTRY: list[tuple[str, str]] = [
     ("transforms", "benchmarks.transforms"),
     ("matrix_classification", "benchmarks.matrix_classification"),
     ("observed", "benchmarks.observed"),
+    ("implicit", "benchmarks.implicit"),
 ]
 
 
