@@ -51,7 +51,7 @@ GLOBAL_PHASE_MISFIT = 1e-4
 """Above this relative misfit each step solves its least-squares problem afresh (from
 B = 0, R2RILS's minimum-norm fit of S), tightly; below, it solves for the correction
 from D = 0 to the forcing tolerance (a Gauss–Newton step, superlinear)."""
-FRESH_TOL = 1e-12
+FRESH_TOL = 1e-8
 """The fresh solve's residual, relative to its right-hand side (at least 100·eps)."""
 
 
@@ -90,6 +90,46 @@ class DenseObservations(NamedTuple):
     def mean_weight(self) -> jax.Array:
         """The average weight over all N² entries (the observed fraction for a 0/1 mask)."""
         return jnp.mean(self.W)
+
+
+class ListedObservations(NamedTuple):
+    """S and its weights at a list of entries (i, j), both (i, j) and (j, i) listed for
+    i ≠ j: "observation-space" arrays are (m,). O(m·k) per product. Entries of weight 0
+    (padding) count for nothing."""
+
+    rows: jax.Array  # (m,) int
+    cols: jax.Array  # (m,) int
+    S: jax.Array  # (m,) values of S there
+    W: jax.Array  # (m,) weights
+    n: int  # N (static)
+
+    @classmethod
+    def from_dense(cls, S: jax.Array, W: jax.Array, size: int) -> ListedObservations:
+        """The entries of W > 0, padded with weight-0 entries to ``size`` (static; at least
+        the number of entries with W > 0, else the surplus is dropped)."""
+        rows, cols = jnp.nonzero(W > 0, size=size, fill_value=0)
+        valid = jnp.arange(size) < jnp.sum(W > 0)
+        return cls(rows, cols, S[rows, cols], jnp.where(valid, W[rows, cols], 0.0), S.shape[-1])
+
+    def misfit(self, X: jax.Array) -> jax.Array:
+        return jnp.sum(X[self.rows] * X[self.cols], axis=-1) - self.S
+
+    def symmetric_product(self, A: jax.Array, B: jax.Array) -> jax.Array:
+        return jnp.sum(A[self.rows] * B[self.cols] + B[self.rows] * A[self.cols], axis=-1)
+
+    def half_square(self, E: jax.Array) -> jax.Array:
+        return 0.25 * jnp.sum(self.W * E * E)
+
+    def weighted_times(self, E: jax.Array, B: jax.Array) -> jax.Array:
+        return jax.ops.segment_sum((self.W * E)[:, None] * B[self.cols], self.rows, self.n)
+
+    def row_grams(self, U: jax.Array) -> jax.Array:
+        Uc = U[self.cols]
+        outer = self.W[:, None, None] * Uc[:, :, None] * Uc[:, None, :]
+        return jax.ops.segment_sum(outer, self.rows, self.n)
+
+    def mean_weight(self) -> jax.Array:
+        return jnp.sum(self.W) / (self.n * self.n)
 
 
 # --- the inner solve --------------------------------------------------------------------------
@@ -254,6 +294,7 @@ def completion_factor(
     *,
     rank: int,
     opts: IterOptions,
+    listed: int | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """One matrix: PSD completion of S (N, N), symmetric, in scaled units (largest entries
     near 1), observed with symmetric weights W in [0, 1], by Levenberg–Marquardt
@@ -265,13 +306,19 @@ def completion_factor(
     MAX_STEPS (``opts.max_steps`` outer steps; rejected steps count), DIVERGED, NON_FINITE.
     ``opts.learning_rate`` is not used. jit- and vmap-able; float32 and float64.
 
+    ``listed`` (static): None for the dense operators (O(N²·k) a product), or an upper
+    bound on the number of entries with W > 0: the inner solve then works on that list
+    (:class:`ListedObservations`, O(listed·k) a product); the loop's measure and the
+    NOT_PSD check stay dense, O(N²·k) once a step.
+
     Example::
 
         X, status, steps, lost = completion_factor(S, W, None, key, rank=5, opts=opts)
     """
-    obs = DenseObservations(S, W)
+    dense = DenseObservations(S, W)
+    obs = dense if listed is None else ListedObservations.from_dense(S, W, listed)
     if X0 is None:
-        X0 = completion_start(obs, rank, key)
+        X0 = completion_start(dense, rank, key)
     S_norm = safe_norm(S, weights=W)
     measure = dense_measure(S, W, S_norm)
     X, status, steps, lost = run_descent(
