@@ -548,8 +548,9 @@ def iterative_factor(
     """One matrix: the start and the optimizer, the Newton phase where it applies, the loop,
     the PSD status. Returns (X, status, steps, lost), lost = ‖X·Xᵀ − S‖ (weighted).
 
-    precgd with rank < N, no mask and no optimizer is the block Rayleigh–Ritz method of :mod:`._lowrank` (Krylov speed: its steps grow like
-    1/sqrt(1 − λ_{k+1}/λ_k), the gradient step's like 1/(1 − λ_{k+1}/λ_k)).
+    precgd with rank < N, no mask and no optimizer is the block Rayleigh–Ritz method of
+    :mod:`._lowrank` (Krylov speed: its steps grow like 1/sqrt(1 − λ_{k+1}/λ_k), the
+    gradient step's like 1/(1 − λ_{k+1}/λ_k)).
 
     The scale λ_max (and λ_min) come from the sketch where precgd starts from one (rank < N,
     no x0): its Ritz values, at no extra pass over S; otherwise from 32 Lanczos steps.

@@ -20,12 +20,13 @@ basis's Gram (I up to rounding), so that rounding in the basis does not accumula
 The stopping rule is :func:`._iterative._decide`'s: SUCCESS once the relative residual is at
 most ``atol``, or once precgd's step ½·∇f·(XᵀX + δI)⁻¹ would change X·Xᵀ by at most
 ``rtol·‖S‖`` (certified with an exact product S·V: a step whose products came from the
-recurrence is re-measured with a fresh one first). Works on one matrix in ``solve``'s scaled units; static
-shapes throughout (``vmap`` and ``jit``).
+recurrence is re-measured with a fresh one first). Works on one matrix in ``solve``'s
+scaled units; static shapes throughout (``vmap`` and ``jit``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -52,6 +53,12 @@ def _drop_tolerance(dtype, columns: int) -> float:
     return 10.0 * columns * float(jnp.finfo(dtype).eps)
 
 
+def _dependence_ratio(dtype, columns: int) -> float:
+    """A column whose norm a projection shrinks below this fraction was in the span
+    projected out, up to rounding."""
+    return 100.0 * math.sqrt(columns) * float(jnp.finfo(dtype).eps)
+
+
 def project_out(W: jax.Array, *bases: jax.Array) -> jax.Array:
     """W minus its components along each orthonormal basis B (B·Bᵀ·W, one after another)."""
     for B in bases:
@@ -75,10 +82,18 @@ def orthonormal_columns(W: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _orthonormal_twice(W: jax.Array, *bases: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """W projected out of ``bases`` and orthonormalised, twice ("twice is enough")."""
+    """W projected out of ``bases`` and orthonormalised, twice ("twice is enough"). A column
+    that the projection shrinks to rounding (by more than :func:`_dependence_ratio`) lies in
+    the bases' span: its remainder is noise with components along them, and it is dropped
+    (zeroed) instead of normalised."""
+    ratio = _dependence_ratio(W.dtype, W.shape[-1])
 
     def once(_, carry):
-        return orthonormal_columns(project_out(carry[0], *bases))
+        W = carry[0]
+        before = safe_norm(W, axis=0)
+        W = project_out(W, *bases)
+        W = jnp.where(safe_norm(W, axis=0) > ratio * before, W, 0.0)
+        return orthonormal_columns(W)
 
     return lax.fori_loop(0, 2, once, (W, jnp.zeros(W.shape[-1], bool)))
 
