@@ -31,6 +31,7 @@ REGISTRY: list[tuple[str, str]] = [
     ("matrix_classification", "benchmarks.matrix_classification"),
     ("observed", "benchmarks.observed"),
     ("implicit", "benchmarks.implicit"),
+    ("completion", "benchmarks.completion"),
 ]
 
 
