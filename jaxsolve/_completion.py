@@ -39,9 +39,8 @@ from ._numerics import safe_divide, safe_norm, safe_sqrt
 from ._sequence import run_after
 from ._solution import Status
 
-COMPLETION_METHOD = "gauss_newton"
 DEFAULT_MAX_STEPS = 200
-"""Outer (Levenberg–Marquardt) steps; rejected steps count."""
+"""Outer (Gauss–Newton) steps at most, by default."""
 CG_MAX_STEPS = 400
 """Conjugate-gradient iterations per outer step at most."""
 CG_FORCING = 0.1
@@ -208,28 +207,36 @@ def best_psd_rank_k(U: jax.Array, B: jax.Array) -> tuple[jax.Array, jax.Array]:
     return V * safe_sqrt(top_vals), V
 
 
-def gauss_newton(
-    obs: DenseObservations, cg_max_steps=CG_MAX_STEPS
-) -> optax.GradientTransformationExtraArgs:
+def gauss_newton(obs, cg_max_steps=CG_MAX_STEPS) -> optax.GradientTransformationExtraArgs:
     """The Riemannian Gauss–Newton step of f(X) = ¼‖M∘(X·Xᵀ − S)‖² on the rank-k PSD
-    matrices, as an optax transform: ``update(grad, state, X)`` returns ``X⁺ − X``; X must be
-    passed as ``params`` (``grad`` is not used: the step forms its own right-hand side).
+    matrices, for observations ``obs`` (:class:`DenseObservations` or
+    :class:`ListedObservations`), as an optax transform: ``update(grad, state, X)``
+    returns ``X⁺ − X``; X must be passed as ``params`` (``grad`` is not used: the step
+    forms its own right-hand side).
 
-    With U an orthonormal basis of X's columns (X = U·T), the tangent space of the rank-k
-    matrices at X·Xᵀ is {U·Δᵀ + Δ·Uᵀ}. The step solves the least-squares problem
-    min ‖M∘(E + U·Δᵀ + Δ·Uᵀ)‖ (E = X·Xᵀ − S) by conjugate gradients on its normal
-    equations ``2·(W∘(U·Δᵀ + Δ·Uᵀ))·U = −2·(W∘E)·U``, from Δ = 0, to a relative residual
-    min(0.1, sqrt(relative misfit)) (an inexact Newton forcing term: superlinear near the
-    answer). In the orthonormal U the operator's spectrum does not depend on the condition
-    number of X, and only the correction is solved for, so that its relative accuracy is
-    needed only relative to the misfit. The gauge Δ = U·Ω (Ω skew) is the operator's null
-    space: the iterates, in the Krylov space of the right-hand side, never enter it (the
-    minimum-norm step). Then X⁺ is the factor of the best rank-k PSD approximation of
-    X·Xᵀ + U·Δᵀ + Δ·Uᵀ (:func:`best_psd_rank_k`), the retraction that lets small
-    eigen-directions of X turn freely; X + d would add d·dᵀ, which for an ill-conditioned
-    X dwarfs the step's effect on its small columns. (In the symmetric case this is
-    R2RILS's least-squares problem, Bauch, Nadler & Zilber 2021, with the truncation in
-    place of its averaging.)"""
+    With U an orthonormal basis of X's columns (the eigenvectors of the last retraction,
+    kept in the state, so that a direction whose eigenvalue was clipped to 0 stays in the
+    basis), the tangent space of the rank-k matrices at X·Xᵀ is {U·Bᵀ + B·Uᵀ}, and
+    X·Xᵀ = U·B₀ᵀ + B₀·Uᵀ with B₀ = ½·U·(UᵀX)(UᵀX)ᵀ. The step solves the least-squares
+    problem min_D ‖M∘(E + U·Dᵀ + D·Uᵀ)‖ (E = X·Xᵀ − S) by preconditioned conjugate
+    gradients on its normal equations ``2·(W∘(U·Dᵀ + D·Uᵀ))·U = −2·(W∘E)·U``:
+
+    - above the relative misfit :data:`GLOBAL_PHASE_MISFIT`, from D = −B₀ (B = 0: a fresh
+      minimum-norm fit of S over the tangent space, R2RILS's least-squares problem, Bauch,
+      Nadler & Zilber 2021) to :data:`FRESH_TOL` of the fit's right-hand side. Unresolved
+      components of an inexact solve then stay near 0 instead of at the current, possibly
+      wrong, X: this is what finds the small eigen-directions at κ = 1e6;
+    - below it, from D = 0 to min(0.1, sqrt(relative misfit)) of the correction's
+      right-hand side (an inexact Newton forcing term: superlinear near the answer).
+
+    In the orthonormal U the operator's spectrum does not depend on the condition number of
+    X; :func:`row_preconditioner` takes out the spread of the observations per row. The
+    gauge D = U·Ω (Ω skew) is the operator's null space, and the right-hand side is
+    orthogonal to it, so the iterates never move along it. X⁺ is the factor of the best
+    rank-k PSD approximation of X·Xᵀ + U·Dᵀ + D·Uᵀ (:func:`best_psd_rank_k`), a retraction
+    that lets small eigen-directions of X turn freely (X + d would add d·dᵀ, which for an
+    ill-conditioned X dwarfs the step's effect on its small columns). Every step is taken;
+    the loop's DIVERGED and NON_FINITE checks catch a bad one."""
 
     def init_fn(params):
         return GaussNewtonState(
