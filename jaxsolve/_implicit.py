@@ -19,7 +19,7 @@ directions. Derivatives of functions of X·Xᵀ do not depend on that choice.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -159,7 +159,7 @@ def differentiated_implicitly(solver: Callable) -> Callable:
     def solved_jvp(primals, tangents):
         S, W, _, _, opts = primals
         dS, dW = tangents[:2]
-        X, status, steps, lost = out = solver(*primals)
+        X, status, steps, _ = out = solver(*primals)
         dX = solution_tangent(X, S, W, dS, dW, opts.max_steps)
         _, dlost = jax.jvp(_weighted_residual_norm, (X, S, W), (dX, dS, dW))
         return out, (dX, _integer_tangent(status), _integer_tangent(steps), dlost)
