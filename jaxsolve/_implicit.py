@@ -20,6 +20,7 @@ directions. Derivatives of functions of X·Xᵀ do not depend on that choice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -106,20 +107,43 @@ def full_rank_tangent(X: jax.Array, S: jax.Array, dS: jax.Array) -> jax.Array:
     return V @ (E * (V.T @ dS @ V)) @ (V.T @ X)
 
 
-def solution_tangent(X, S, W, dS, dW, max_steps) -> jax.Array:
+class Objective(NamedTuple):
+    """f(X) = ¼‖M∘(X·Xᵀ − S)‖² for one representation of its data (S, W): the pieces a
+    tangent needs, each a function of (X, S, W). :data:`DENSE` is S (N, N) with W (N, N)
+    or None; observed entries bring their own (:mod:`._observed`)."""
+
+    gradient: Callable  # ∇f = (W∘(X·Xᵀ − S))·X
+    residual_norm: Callable  # ‖X·Xᵀ − S‖, weighted by W
+    residual_extremes: Callable  # estimates of (λ_min, λ_max) of W∘(X·Xᵀ − S)
+    dense: bool = False  # S is the N×N matrix: full rank without weights has a closed form
+
+
+def _dense_residual_norm(X, S, W):
+    return safe_norm(X @ X.T - S, weights=W)
+
+
+def _dense_residual_extremes(X, S, W):
+    R = X @ X.T - S
+    return lanczos_extremes(R if W is None else W * R)
+
+
+DENSE = Objective(factor_gradient, _dense_residual_norm, _dense_residual_extremes, dense=True)
+
+
+def solution_tangent(objective: Objective, X, S, W, dS, dW, max_steps) -> jax.Array:
     """The tangent dX of the solution X of ∇f(X; S, W) = 0 for tangents dS, dW of the
     data (see the module docstring), with Xᵀ·dX symmetric: conjugate gradients on the
     Hessian restricted to those tangents (every direction projected), preconditioned by
     dX ↦ dX·(XᵀX + δI)⁻¹ with δ = ‖W∘(X·Xᵀ − S)‖₂ (at least eps, S being in units near 1),
     the damping of the forward step, which sizes the directions in which X·Xᵀ is clipped
     (where S is not PSD or has fewer than k positive eigenvalues)."""
-    if W is None and X.shape[-1] == X.shape[-2]:
+    if objective.dense and W is None and X.shape[-1] == X.shape[-2]:
         return full_rank_tangent(X, S, dS)
     eps = jnp.finfo(X.dtype).eps
-    _, hessian = jax.linearize(lambda Y: factor_gradient(Y, S, W), X)
-    _, rhs = jax.jvp(lambda S, W: -factor_gradient(X, S, W), (S, W), (dS, dW))
-    R = X @ X.T - S
-    lam_min, lam_max = lanczos_extremes(R if W is None else W * R)
+    gradient = objective.gradient
+    _, hessian = jax.linearize(lambda Y: gradient(Y, S, W), X)
+    _, rhs = jax.jvp(lambda S, W: -gradient(X, S, W), (S, W), (dS, dW))
+    lam_min, lam_max = objective.residual_extremes(X, S, W)
     delta = jnp.maximum(jnp.maximum(-lam_min, lam_max), eps)
     project = horizontal_projection(X)
 
@@ -135,21 +159,18 @@ def solution_tangent(X, S, W, dS, dW, max_steps) -> jax.Array:
     return jax.lax.custom_linear_solve(hessian, rhs, solve, symmetric=True)
 
 
-def _weighted_residual_norm(X, S, W):
-    return safe_norm(X @ X.T - S, weights=W)
-
-
 def _integer_tangent(x: jax.Array) -> np.ndarray:
     return np.zeros(x.shape, jax.dtypes.float0)
 
 
-def differentiated_implicitly(solver: Callable) -> Callable:
+def differentiated_implicitly(solver: Callable, objective: Objective = DENSE) -> Callable:
     """``solver(S, W, X0, key, opts) -> (X, status, steps, lost)``, with X a stationary
-    point of f and lost = ‖X·Xᵀ − S‖ (weighted by W), made differentiable with respect to
-    S and W by the implicit function theorem at the returned X (X0, key and opts have no
-    derivative: they choose the path, not the answer). ``opts.max_steps`` also caps the
-    conjugate-gradient steps of a tangent. Where the solve stopped short of a stationary
-    point (its status says so) the tangent is that of the condition at the returned X."""
+    point of the ``objective``'s f and lost = ‖X·Xᵀ − S‖ (weighted by W), made
+    differentiable with respect to S and W by the implicit function theorem at the
+    returned X (X0, key and opts have no derivative: they choose the path, not the
+    answer). ``opts.max_steps`` also caps the conjugate-gradient steps of a tangent. Where
+    the solve stopped short of a stationary point (its status says so) the tangent is that
+    of the condition at the returned X."""
 
     @jax.custom_jvp
     def solved(S, W, X0, key, opts):
@@ -160,8 +181,8 @@ def differentiated_implicitly(solver: Callable) -> Callable:
         S, W, _, _, opts = primals
         dS, dW = tangents[:2]
         X, status, steps, _ = out = solver(*primals)
-        dX = solution_tangent(X, S, W, dS, dW, opts.max_steps)
-        _, dlost = jax.jvp(_weighted_residual_norm, (X, S, W), (dX, dS, dW))
+        dX = solution_tangent(objective, X, S, W, dS, dW, opts.max_steps)
+        _, dlost = jax.jvp(objective.residual_norm, (X, S, W), (dX, dS, dW))
         return out, (dX, _integer_tangent(status), _integer_tangent(steps), dlost)
 
     return solved
