@@ -26,6 +26,7 @@ scaled units; static shapes throughout (``vmap`` and ``jit``).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -39,6 +40,10 @@ from ._numerics import relative, safe_norm, safe_sqrt
 from ._solution import Status
 
 GUARD_VECTORS = 4
+ACTIVE_COLUMNS = 16
+"""Columns a step works on once the leading Ritz vectors are locked (see locking_split)."""
+LOCK_FRACTION = 0.1
+"""Lock a Ritz vector once its residual is this fraction of rtol·‖S‖/sqrt(k)."""
 """Ritz vectors kept beyond the k wanted: they speed up the k-th when λ_{k+1} ≈ λ_k is
 followed by a drop, and make a start orthogonal to the top eigenvectors (an x0 at a saddle)
 escape through their random columns."""
@@ -234,29 +239,41 @@ def _start_block(S, V) -> _Block:
     )
 
 
-def lobpcg_step(S, b: _Block, k: int, floor) -> _Block:
-    """One Rayleigh–Ritz step over [V, W, P], W the orthonormalised residual S·V − V·Θ; one
-    product S·W."""
-    m = b.V.shape[-1] - 1
-    W, w_ok = _orthonormal_twice(b.SV - b.V * b.theta, b.V, b.P)
+def lobpcg_step(S, b: _Block, k: int, floor, locked: int = 0) -> _Block:
+    """One Rayleigh–Ritz step over [V_a, W, P] for the active Ritz vectors V_a (all but the
+    first ``locked``, static), W their orthonormalised residual S·V_a − V_a·Θ_a projected
+    out of every V and P; one product S·W. The locked vectors stay as they are, and the
+    basis orthogonal to them."""
+    m = b.V.shape[-1] - 1 - locked  # active: m and the smallest
+    Va, SVa, theta_a = b.V[:, locked:], b.SV[:, locked:], b.theta[locked:]
+    W, w_ok = _orthonormal_twice(SVa - Va * theta_a, b.V, b.P)
     SW = S @ W
-    Q = jnp.concatenate([b.V, W, b.P], axis=1)
-    SQ = jnp.concatenate([b.SV, SW, b.SP], axis=1)
+    Q = jnp.concatenate([Va, W, b.P], axis=1)
+    SQ = jnp.concatenate([SVa, SW, b.SP], axis=1)
     ok = jnp.concatenate([jnp.ones((m + 1,), bool), w_ok, b.p_ok])
     r = rayleigh_ritz(Q, SQ, ok, m, floor)
     Z, p_ok = _next_direction(r, ok, m + 1)
+    theta = jnp.concatenate([b.theta[:locked], r.theta])
     return _Block(
-        V=Q @ r.Y,
-        SV=SQ @ r.Y,
-        theta=r.theta,
+        V=jnp.concatenate([b.V[:, :locked], Q @ r.Y], axis=1),
+        SV=jnp.concatenate([b.SV[:, :locked], SQ @ r.Y], axis=1),
+        theta=theta,
         P=Q @ Z,
         SP=SQ @ Z,
         p_ok=p_ok,
-        spectral=_spectral_estimate(r.theta, k),
+        spectral=_spectral_estimate(theta, k),
         lam_min=jnp.minimum(b.lam_min, r.theta[-1]),
-        lam_max=jnp.maximum(b.lam_max, r.theta[0]),
+        lam_max=jnp.maximum(b.lam_max, theta[0]),
         exact=jnp.asarray(False),
     )
+
+
+def locking_split(k: int, columns: int) -> int:
+    """How many leading Ritz vectors the second phase locks (0: one phase). With many
+    columns the top ones converge long before the k-th (their gaps to λ_{m+1} are wider),
+    and a step over ACTIVE_COLUMNS costs a fraction of one over all: a second phase locks
+    the rest once their residuals are far below the tolerance."""
+    return columns - ACTIVE_COLUMNS if columns >= 2 * ACTIVE_COLUMNS else 0
 
 
 def _start_basis(S, X0, key, m) -> jax.Array:
@@ -284,8 +301,9 @@ def lowrank_factor(
     guard: int = GUARD_VECTORS,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """The best rank-``rank`` PSD factor of symmetric S (N, N), X = V_k·sqrt(max(Λ_k, 0)),
-    by LOBPCG over k + ``guard`` Ritz vectors (at most N) from ``X0`` (N, k) or a Gaussian
-    start. Returns (X, status, steps, lost), lost = ‖X·Xᵀ − S‖.
+    by LOBPCG over k + ``guard`` Ritz vectors and the smallest (at most N) from ``X0``
+    (N, k) or a Gaussian start; with many columns, in two phases (:func:`locking_split`).
+    Returns (X, status, steps, lost), lost = ‖X·Xᵀ − S‖.
 
     Statuses: SUCCESS (residual ≤ atol, or certified stationary, see the module doc);
     NOT_PSD on a success where a Ritz value seen lies below −tol·λ_max (Ritz values lie
@@ -306,7 +324,7 @@ def lowrank_factor(
         # the certificate then measures the same X with an exact S·X
         return b._replace(SV=S @ b.V, exact=jnp.asarray(True))
 
-    def iterate(state: _State) -> _State:
+    def iterate(state: _State, locked: int) -> _State:
         b = state.block
         c = check(b)
         stop_now, stationary, status, start = _decide(
@@ -315,7 +333,8 @@ def lowrank_factor(
         verify = stationary & ~b.exact  # certified on recurrence products: measure again
         stop = stop_now | (stationary & b.exact)
         branch = jnp.where(stop, 0, jnp.where(verify, 1, 2))
-        nxt = lax.switch(branch, [lambda b: b, refresh, lambda b: lobpcg_step(S, b, k, floor)], b)
+        step = functools.partial(lobpcg_step, S, k=k, floor=floor, locked=locked)
+        nxt = lax.switch(branch, [lambda b: b, refresh, step], b)
         finite = jnp.all(jnp.isfinite(nxt.V)) & jnp.all(jnp.isfinite(nxt.theta))
         stepped = (branch == 2) & finite
         status = jnp.where(stop | finite, status, Status.NON_FINITE)
@@ -329,6 +348,10 @@ def lowrank_factor(
             done=stop | ~finite,
         )
 
+    def lockable(b: _Block, lead: int) -> jax.Array:
+        residual = safe_norm(b.SV[:, :lead] - b.V[:, :lead] * b.theta[:lead], axis=0)
+        return jnp.all(residual <= LOCK_FRACTION * opts.rtol * S_norm / math.sqrt(k))
+
     init = _State(
         block=_start_block(S, V0),
         lost=jnp.full((), jnp.nan, S.dtype),
@@ -337,7 +360,22 @@ def lowrank_factor(
         status=jnp.asarray(Status.SUCCESS, jnp.int32),
         done=jnp.asarray(False),
     )
-    final = lax.while_loop(lambda s: ~s.done, iterate, init)
+    lead = locking_split(k, m + 1)
+    if not lead:
+        final = lax.while_loop(lambda s: ~s.done, lambda s: iterate(s, 0), init)
+    else:
+        first = lax.while_loop(
+            lambda s: ~s.done & ~lockable(s.block, lead), lambda s: iterate(s, 0), init
+        )
+        b = first.block
+        active = m + 1 - lead
+        zeros = jnp.zeros((n, active), S.dtype)
+        # (the locked vectors' S·V is kept from here on: take it exact)
+        SV = lax.cond(first.done, lambda: b.SV, lambda: S @ b.V)
+        b = b._replace(SV=SV, P=zeros, SP=zeros, p_ok=jnp.zeros((active,), bool))
+        final = lax.while_loop(
+            lambda s: ~s.done, lambda s: iterate(s, lead), first._replace(block=b)
+        )
     b = final.block
     not_psd = b.lam_min < -default_tol(n, S.dtype) * jnp.maximum(b.lam_max, 0.0)
     status = jnp.where(not_psd & (final.status == Status.SUCCESS), Status.NOT_PSD, final.status)

@@ -48,8 +48,11 @@ def assert_optimal(sol, C, k, rtol=1e-10):
     )
 
 
-@pytest.mark.parametrize("k", [1, K])
+@pytest.mark.parametrize("k", [1, K, 28])  # 28: two phases (locking_split)
 def test_matches_numpy_eigh(k):
+    from jaxsolve._lowrank import GUARD_VECTORS, locking_split
+
+    assert (locking_split(k, k + GUARD_VECTORS + 1) > 0) == (k == 28)
     C = gapped(N, k, 0.9, seed=k)
     sol = solve(C, rank=k)
     assert sol.X.shape == (N, k)
