@@ -27,6 +27,7 @@ from benchmarks._harness import enable_x64, print_targets
 REGISTRY: list[tuple[str, str]] = [
     ("closed_forms", "benchmarks.closed_forms"),
     ("solvers", "benchmarks.solvers"),
+    ("lowrank", "benchmarks.lowrank"),
     ("transforms", "benchmarks.transforms"),
     ("matrix_classification", "benchmarks.matrix_classification"),
     ("observed", "benchmarks.observed"),
