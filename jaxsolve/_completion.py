@@ -50,11 +50,6 @@ GLOBAL_PHASE_MISFIT = 1e-4
 """Above this relative misfit each step solves its least-squares problem afresh (from
 B = 0, R2RILS's minimum-norm fit of S), tightly; below, it solves for the correction
 from D = 0 to the forcing tolerance (a Gauss–Newton step, superlinear)."""
-NONMONOTONE = 10.0
-"""A step may leave the misfit at most this many times the least so far (else it is
-shortened)."""
-STEP_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
-"""The fractions of the step tried, in order."""
 FRESH_TOL = 1e-8
 """The fresh solve's residual, relative to its right-hand side (at least 100·eps)."""
 
@@ -196,7 +191,6 @@ def row_preconditioner(obs, U: jax.Array):
 class GaussNewtonState(NamedTuple):
     inner_steps: jax.Array  # conjugate-gradient iterations so far
     basis: jax.Array  # (N, k) orthonormal: the eigenvectors of the last retraction
-    best: jax.Array  # the least misfit ¼‖M∘(X·Xᵀ − S)‖² so far
 
 
 def best_psd_rank_k(U: jax.Array, B: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -211,21 +205,6 @@ def best_psd_rank_k(U: jax.Array, B: jax.Array) -> tuple[jax.Array, jax.Array]:
     top_vals, top_vecs = lam[::-1][:k], V[:, ::-1][:, :k]
     V = Q @ top_vecs
     return V * safe_sqrt(top_vals), V
-
-
-def backtracked_retraction(obs, U, B0, D, best):
-    """(X, V, misfit): the retraction of B₀ + t·D for the first t in :data:`STEP_FRACTIONS`
-    whose misfit is at most :data:`NONMONOTONE` times ``best`` (the least misfit so far),
-    else the fraction with the least misfit. Steps may increase the misfit, which leaving a
-    spurious basin needs, but not blow up along a poorly sampled direction."""
-    candidates = [best_psd_rank_k(U, B0 + t * D) for t in STEP_FRACTIONS]
-    losses = jnp.stack([obs.half_square(obs.misfit(X)) for X, _ in candidates])
-    losses = jnp.where(jnp.isfinite(losses), losses, jnp.inf)
-    good = losses <= NONMONOTONE * best
-    pick = jnp.where(jnp.any(good), jnp.argmax(good), jnp.argmin(losses))
-    X = jnp.stack([X for X, _ in candidates])[pick]
-    V = jnp.stack([V for _, V in candidates])[pick]
-    return X, V, losses[pick]
 
 
 def gauss_newton(obs, cg_max_steps=CG_MAX_STEPS) -> optax.GradientTransformationExtraArgs:
@@ -256,15 +235,13 @@ def gauss_newton(obs, cg_max_steps=CG_MAX_STEPS) -> optax.GradientTransformation
     orthogonal to it, so the iterates never move along it. X⁺ is the factor of the best
     rank-k PSD approximation of X·Xᵀ + U·Dᵀ + D·Uᵀ (:func:`best_psd_rank_k`), a retraction
     that lets small eigen-directions of X turn freely (X + d would add d·dᵀ, which for an
-    ill-conditioned X dwarfs the step's effect on its small columns). A step that would
-    leave the misfit above :data:`NONMONOTONE` times the least so far is shortened
-    (:func:`backtracked_retraction`)."""
+    ill-conditioned X dwarfs the step's effect on its small columns). Every step is taken;
+    the loop's DIVERGED and NON_FINITE checks catch a bad one."""
 
     def init_fn(params):
         return GaussNewtonState(
             inner_steps=jnp.zeros((), jnp.int32),
             basis=jnp.linalg.qr(params)[0],
-            best=jnp.full((), jnp.inf, params.dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -296,10 +273,8 @@ def gauss_newton(obs, cg_max_steps=CG_MAX_STEPS) -> optax.GradientTransformation
         start = jnp.where(fresh, -B0, jnp.zeros_like(B0))
         precondition = row_preconditioner(obs, U)
         D, iters = conjugate_gradient(normal, precondition, rhs, start, target, cg_max_steps)
-        best = jnp.minimum(state.best, obs.half_square(E))
-        X_new, U_new, f_new = backtracked_retraction(obs, U, B0, D, best)
-        best = jnp.minimum(best, f_new)
-        return X_new - X, GaussNewtonState(state.inner_steps + iters, U_new, best)
+        X_new, U_new = best_psd_rank_k(U, B0 + D)
+        return X_new - X, GaussNewtonState(state.inner_steps + iters, U_new)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
