@@ -7,6 +7,8 @@ from ._compare import Comparison as Comparison
 from ._compare import MethodResult as MethodResult
 from ._compare import compare as compare
 from ._iterative import scaled_gradient as scaled_gradient
+from ._observed import observed_entries as observed_entries
+from ._observed import solve_observed as solve_observed
 from ._problems import random_psd as random_psd
 from ._sharding import device_mesh as device_mesh
 from ._sharding import shard_batch as shard_batch
@@ -44,10 +46,12 @@ __all__ = [
     "compare",
     "device_mesh",
     "nearest_psd",
+    "observed_entries",
     "random_psd",
     "scaled_gradient",
     "shard_batch",
     "shard_rows",
     "sharded_solve",
     "solve",
+    "solve_observed",
 ]

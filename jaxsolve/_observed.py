@@ -46,6 +46,7 @@ from ._checks import (
     check_rank,
     default_tol,
 )
+from ._implicit import Objective, differentiated_implicitly
 from ._iterative import (
     ITERATIVE_METHODS,
     IterOptions,
@@ -403,6 +404,30 @@ def _as_blocks(pairs: ObservedPairs, chunk: int, devices: int):
     )
 
 
+def pair_objective(n: int, mesh: Mesh | None) -> Objective:
+    """The :class:`._implicit.Objective` of observed pairs, for derivatives of a solve by
+    the implicit function theorem at O(|Ω|·k) a product: the data S are the pair values
+    (blocks, chunk) and W = (rows, cols, half_w) (see :func:`pair_measure`)."""
+
+    def parts(W):
+        rows, cols, half_w = W
+        return _Blocks(rows, cols, n, mesh), half_w
+
+    def gradient(X, S, W):
+        blocks, half_w = parts(W)
+        return residual_operator(blocks, X, S, half_w) @ X
+
+    def residual_norm(X, S, W):
+        blocks, half_w = parts(W)
+        return pair_measure(blocks, S, half_w, jnp.ones((), S.dtype))(X, X[:, 0]).lost
+
+    def residual_extremes(X, S, W):
+        blocks, half_w = parts(W)
+        return _extremes(residual_operator(blocks, X, S, half_w))
+
+    return Objective(gradient, residual_norm, residual_extremes)
+
+
 def _factor(blocks, S, half_w, S_norm, x0, key, opts, *, method, rank, optimizer):
     """One observed matrix in scaled units: start, optimizer, the loop, the PSD status.
     Returns (X, status, steps, lost)."""
@@ -448,7 +473,6 @@ def _solve_pairs(pairs, x0, key, opts, *, method, rank, optimizer, precision, ch
         rows, cols, values, skew, count = (
             lax.with_sharding_constraint(a, spec) for a in (rows, cols, values, skew, count)
         )
-    blocks = _Blocks(rows, cols, n, mesh)
     observed = count > 0
     h = power_of_two_scale(jnp.where(observed, values, 0.0), axis=(0, 1))
     S, skew = values * (h * h), skew * (h * h)
@@ -459,14 +483,22 @@ def _solve_pairs(pairs, x0, key, opts, *, method, rank, optimizer, precision, ch
     skew_sq = jnp.sum(w * skew * skew)
     finite = jnp.isfinite(norm_sq) & pairs.valid
     S = jnp.where(finite, S, 0.0)
-    S_norm = safe_sqrt(jnp.sum(w * S * S))
     half_w = jnp.where(rows == cols, 0.5, 1.0) * (w / jnp.maximum(count, 1.0))
     x0 = None if x0 is None else x0 * h
-    run = functools.partial(_factor, method=method, rank=rank, optimizer=optimizer)
+
+    def factor(S, W, x0, key, opts):
+        rows, cols, half_w = W
+        blocks = _Blocks(rows, cols, n, mesh)
+        S_norm = safe_sqrt(2 * jnp.sum(half_w * S * S))
+        return _factor(
+            blocks, S, half_w, S_norm, x0, key, opts, method=method, rank=rank, optimizer=optimizer
+        )
+
+    run = differentiated_implicitly(factor, pair_objective(n, mesh))
 
     def solved():
         with jax.default_matmul_precision(precision):
-            return run(blocks, S, half_w, S_norm, x0, key, opts)
+            return run(S, (rows, cols, half_w), x0, key, opts)
 
     def not_solved():
         nan = jnp.full((), jnp.nan, S.dtype)

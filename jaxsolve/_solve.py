@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.experimental import sparse
 
 from ._checks import (
     as_float_array,
@@ -246,7 +247,10 @@ def solve(
 
     Args:
         C: array of shape ``(..., N, N)``; any leading batch dimensions. Integers are
-            promoted to the default float dtype. A non-symmetric C is solved for its
+            promoted to the default float dtype. Or the observed entries of one matrix as
+            a ``jax.experimental.sparse.BCOO`` (N, N) (completion at O(|Ω|·k) a step,
+            never an N×N array: :func:`jaxsolve.solve_observed`, whose extra options
+            ``chunk_size`` and ``mesh`` it takes). A non-symmetric C is solved for its
             symmetric part (C + Cᵀ)/2 (status NOT_SYMMETRIC); an indefinite one for the
             nearest PSD matrix (status NOT_PSD) by every method but Cholesky.
         method: static.
@@ -324,6 +328,25 @@ def solve(
     >>> sol = jaxsolve.solve(jnp.array([[4.0, 2.0], [2.0, 3.0]]))  # doctest: +SKIP
     >>> sol.X @ sol.X.T, sol.status                                 # doctest: +SKIP
     """
+    if isinstance(C, sparse.BCOO):
+        from ._observed import solve_observed  # (it imports this module's checks)
+
+        return solve_observed(
+            C,
+            method=method,
+            rank=rank,
+            mask=mask,
+            optimizer=optimizer,
+            x0=x0,
+            key=key,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            learning_rate=learning_rate,
+            precision=precision,
+            measure_residual=measure_residual,
+            batch_size=batch_size,
+        )
     method = check_choice(method, "method", METHODS)
     precision = check_choice(precision, "precision", PRECISIONS)
     measure_residual = check_bool(measure_residual, "measure_residual")
