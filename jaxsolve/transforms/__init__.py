@@ -51,6 +51,7 @@ __all__ = [
     "pairwise_distances",
     "refine_mds",
     "rmsd",
+    "sparse_mds",
     "squared_distances",
     "stress",
     "transform_loss",
