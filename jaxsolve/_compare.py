@@ -15,9 +15,9 @@ import numpy as np
 
 from ._checks import as_square_matrices, check_int, check_rank
 from ._closed_form import CLOSED_FORMS
-from ._iterative import ITERATIVE_METHODS
+from ._iterative import ITERATIVE_METHODS, check_iterative_options
 from ._solution import Status
-from ._solve import ITERATIVE_OPTIONS, METHODS, check_iterative_options, relative_residual, solve
+from ._solve import ITERATIVE_OPTIONS, METHODS, relative_residual, solve
 
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "auto")
 

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from ._checks import default_tol
+from ._checks import check_int, check_real, default_tol
 from ._closed_form import cholesky_succeeded
 from ._numerics import relative, safe_divide, safe_norm, safe_sqrt
 from ._sequence import run_after
@@ -32,6 +32,7 @@ ITERATIVE_METHODS = ("gd", "precgd")
 DEFAULT_MAX_STEPS = {"gd": 5000, "precgd": 1000}
 PRECGD_LEARNING_RATE = 0.5
 """precgd's default step: the fraction ½ of the preconditioned step (Newton-like at ½)."""
+_INT32_MAX = int(np.iinfo(np.int32).max)
 DIVERGENCE_FACTOR = 1e6
 """A run whose residual grows this many times over its start has DIVERGED."""
 
@@ -244,6 +245,35 @@ class IterOptions(NamedTuple):
     atol: jax.Array
     max_steps: jax.Array
     learning_rate: jax.Array | None  # None: the method's default
+
+
+def check_iterative_options(
+    dtype,
+    n: int,
+    method: str = "precgd",
+    *,
+    rtol=None,
+    atol=None,
+    max_steps=None,
+    learning_rate=None,
+    **others,
+) -> IterOptions:
+    """The traced numbers of an iterative solve, validated where concrete. ``others`` (x0,
+    key, optimizer) are checked where they are used."""
+    del others
+    n = max(n, 1)
+    eps = float(jnp.finfo(dtype).eps)
+    rtol = check_real(rtol, "rtol", dtype, default=10 * math.sqrt(n) * eps, low=0.0)
+    atol = check_real(atol, "atol", dtype, default=4 * math.sqrt(n) * eps, low=0.0)
+    lr = check_real(learning_rate, "learning_rate", dtype, default=None, low=0.0, open_low=True)
+    if max_steps is None:
+        max_steps = DEFAULT_MAX_STEPS[method]
+    if not isinstance(max_steps, jax.Array):
+        max_steps = check_int(max_steps, "max_steps", low=0, high=_INT32_MAX)
+        steps = jnp.asarray(max_steps, jnp.int32)
+    else:  # a traced cap, for a sweep without recompiling
+        steps = check_real(max_steps, "max_steps", jnp.int32, default=None, low=0, high=_INT32_MAX)
+    return IterOptions(rtol, atol, steps, lr)
 
 
 class _State(NamedTuple):

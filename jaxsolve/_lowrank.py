@@ -40,13 +40,13 @@ from ._numerics import relative, safe_norm, safe_sqrt
 from ._solution import Status
 
 GUARD_VECTORS = 4
+"""Ritz vectors kept beyond the k wanted: they speed up the k-th when λ_{k+1} ≈ λ_k is
+followed by a drop, and make a start orthogonal to the top eigenvectors (an x0 at a saddle)
+escape through their random columns."""
 ACTIVE_COLUMNS = 16
 """Columns a step works on once the leading Ritz vectors are locked (see locking_split)."""
 LOCK_FRACTION = 0.1
 """Lock a Ritz vector once its residual is this fraction of rtol·‖S‖/sqrt(k)."""
-"""Ritz vectors kept beyond the k wanted: they speed up the k-th when λ_{k+1} ≈ λ_k is
-followed by a drop, and make a start orthogonal to the top eigenvectors (an x0 at a saddle)
-escape through their random columns."""
 
 
 # --- small pieces ----------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from ._iterative import (
     IterOptions,
     _default_optimizer,
     _Measured,
+    check_iterative_options,
     lanczos_extremes,
     nudged_from_zero,
     random_init,
@@ -576,8 +577,6 @@ def solve_observed(
     >>> C = observed_entries(rows, cols, values, n)            # doctest: +SKIP
     >>> sol = solve_observed(C, rank=10)                        # doctest: +SKIP
     """
-    from ._solve import check_iterative_options  # (_solve dispatches here)
-
     method = check_choice(method, "method", ("auto", *ITERATIVE_METHODS))
     method = "precgd" if method == "auto" else method
     if mask is not None:

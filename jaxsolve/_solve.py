@@ -8,7 +8,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax import lax
 from jax.experimental import sparse
@@ -21,18 +20,17 @@ from ._checks import (
     check_int,
     check_key,
     check_rank,
-    check_real,
     default_tol,
 )
 from ._closed_form import CLOSED_FORMS, symmetric_part, weighted_symmetric_part
 from ._implicit import differentiated_implicitly
-from ._iterative import DEFAULT_MAX_STEPS, ITERATIVE_METHODS, IterOptions, iterative_factor
+from ._iterative import ITERATIVE_METHODS, check_iterative_options, iterative_factor
 from ._numerics import power_of_two_scale, relative, safe_norm, safe_sqrt
+from ._observed import solve_observed
 from ._solution import Solution, Status, worst_status
 
 METHODS = (*CLOSED_FORMS, *ITERATIVE_METHODS)
 PRECISIONS = ("highest", "high", "default")
-_INT32_MAX = int(np.iinfo(np.int32).max)
 
 ITERATIVE_OPTIONS = (
     "optimizer",
@@ -197,35 +195,6 @@ def check_mask(mask: Any, shape: tuple[int, ...]) -> jax.Array:
     return jnp.broadcast_to(W, shape)
 
 
-def check_iterative_options(
-    dtype,
-    n: int,
-    method: str = "precgd",
-    *,
-    rtol=None,
-    atol=None,
-    max_steps=None,
-    learning_rate=None,
-    **others,
-) -> IterOptions:
-    """The traced numbers of an iterative solve, validated where concrete. ``others`` (x0,
-    key, optimizer) are checked where they are used."""
-    del others
-    n = max(n, 1)
-    eps = float(jnp.finfo(dtype).eps)
-    rtol = check_real(rtol, "rtol", dtype, default=10 * math.sqrt(n) * eps, low=0.0)
-    atol = check_real(atol, "atol", dtype, default=4 * math.sqrt(n) * eps, low=0.0)
-    lr = check_real(learning_rate, "learning_rate", dtype, default=None, low=0.0, open_low=True)
-    if max_steps is None:
-        max_steps = DEFAULT_MAX_STEPS[method]
-    if not isinstance(max_steps, jax.Array):
-        max_steps = check_int(max_steps, "max_steps", low=0, high=_INT32_MAX)
-        steps = jnp.asarray(max_steps, jnp.int32)
-    else:  # a traced cap, for a sweep without recompiling
-        steps = check_real(max_steps, "max_steps", jnp.int32, default=None, low=0, high=_INT32_MAX)
-    return IterOptions(rtol, atol, steps, lr)
-
-
 def solve(
     C: jax.typing.ArrayLike,
     *,
@@ -261,13 +230,15 @@ def solve(
             - ``"gd"``: gradient descent on f(X) = ¼‖M∘(X·Xᵀ − C)‖²_F with ``optimizer``
               (default: plain GD, step 1/(3·λ_max) from a Lanczos estimate, random start).
             - ``"precgd"``: the step g·(XᵀX + δI)⁻¹ (ScaledGD with PrecGD damping,
-              :func:`jaxsolve.scaled_gradient`), step 0.5 (with rank < N and no mask, a full
-              step outside the column space of X), spectral start; its step count does not
-              grow with the condition number. At full rank, without a mask, ``x0``,
-              ``optimizer`` and at the default learning rate ½, it
-              starts with the same step undamped, computed as ½·(X + C·X⁻ᵀ) (Newton's
-              polar iteration, scaled: 5–8 steps for κ = 10…1e16), and the damped loop
-              finishes whatever is left.
+              :func:`jaxsolve.scaled_gradient`), step 0.5, spectral start; its step count
+              does not grow with the condition number. With rank < N, no mask and no
+              ``optimizer`` it is block Rayleigh–Ritz instead (LOBPCG on the factored
+              objective: each step minimises f exactly over span[X, preconditioned
+              gradient, previous direction]), whose steps grow like
+              1/sqrt(1 − λ_{k+1}/λ_k). At full rank, without a mask, ``x0``,
+              ``optimizer`` and at the default learning rate ½, it starts with the same
+              step undamped, computed as ½·(X + C·X⁻ᵀ) (Newton's polar iteration, scaled:
+              5–8 steps for κ = 10…1e16), and the damped loop finishes whatever is left.
             - ``"auto"``: Cholesky where it succeeds, else eigh; precgd when a mask is given.
               On a batch, the eigendecompositions run only if a Cholesky factor failed.
         rank: static. Number of columns k of X (default N). ``eigh`` keeps the top-k
@@ -290,7 +261,8 @@ def solve(
         max_steps: iteration cap (default 5000 for gd, 1000 for precgd; Newton steps
             count), at most 2³¹ − 1.
         learning_rate: step size > 0; for gd absolute (default 1/(3·λ_max)), for precgd
-            the fraction of the preconditioned step (default 0.5).
+            the fraction of the preconditioned step (default 0.5; the Rayleigh–Ritz path
+            of precgd with rank < N has none).
         precision: static. Matmul precision ("highest" default: float32 matmuls stay
             float32 on GPU/TPU instead of TF32/bfloat16, so the residual targets hold).
         measure_residual: static; closed forms only (the iterative methods always measure).
@@ -329,8 +301,6 @@ def solve(
     >>> sol.X @ sol.X.T, sol.status                                 # doctest: +SKIP
     """
     if isinstance(C, sparse.BCOO):
-        from ._observed import solve_observed  # (it imports this module's checks)
-
         return solve_observed(
             C,
             method=method,

@@ -1,7 +1,5 @@
 """Iterative methods (gd, precgd): accuracy targets, masks, optax, starts, statuses, gradients."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np

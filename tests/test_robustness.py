@@ -431,9 +431,7 @@ def test_compare_residuals_at_extreme_scales(dtype):
 
 @pytest.mark.parametrize("method", ITERATIVE)
 def test_gradient_finite_at_zero(method):
-    grad = jax.grad(lambda c: jnp.sum(jaxsolve.solve(c, method=method).X ** 2))(
-        jnp.zeros((3, 3))
-    )
+    grad = jax.grad(lambda c: jnp.sum(jaxsolve.solve(c, method=method).X ** 2))(jnp.zeros((3, 3)))
     assert np.all(np.isfinite(np.asarray(grad)))
 
 

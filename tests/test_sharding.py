@@ -1,5 +1,5 @@
-"""Sharded solves (batches, rows, observed entries) on a fake 8-device CPU mesh (in a subprocess: the device count is fixed
-when JAX starts)."""
+"""Sharded solves (batches, rows, observed entries) on a fake 8-device CPU mesh (in a
+subprocess: the device count is fixed when JAX starts)."""
 
 import os
 import subprocess
