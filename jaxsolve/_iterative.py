@@ -45,7 +45,7 @@ class ScaledGradientState(NamedTuple):
 
 
 def scaled_gradient(
-    damping: float = 0.0, residual_weight: float = 0.5, orthogonal_scale: float = 1.0
+    damping: float = 0.0, residual_weight: float = 0.5
 ) -> optax.GradientTransformationExtraArgs:
     """Right-precondition a gradient of a factor X: ``g ↦ g·(XᵀX + δI)⁻¹``.
 
@@ -55,13 +55,6 @@ def scaled_gradient(
     ``δ = damping + residual_weight·residual_norm`` where ``residual_norm`` (passed by the
     solver as an extra argument: its running estimate of ‖X·Xᵀ − C‖₂; 0 if absent) makes it
     vanish at an exact solution and match the clipped eigenvalues otherwise.
-
-    ``orthogonal_scale`` multiplies the part of the step outside the column space of X
-    (1: plain ScaledGD). Near a rank-k optimum that part evolves like subspace iteration,
-    contracting by ``1 − η·(1 − λ_{k+1}/λ_k)`` a step, while the part inside contracts by
-    ``1 − 2η``. The solver's low-rank unmasked precgd uses η = ½ with
-    ``orthogonal_scale=2``, a full step outside, so that both parts contract as fast as
-    they can. With k = N there is no such part and nothing changes.
 
     Compose it like any optax transform, e.g. ``optax.chain(scaled_gradient(), optax.sgd(0.5))``.
     ``params`` (the factor X, shape (..., N, k)) must be passed to ``update``.
@@ -76,9 +69,7 @@ def scaled_gradient(
         if params is None:
             raise ValueError("scaled_gradient needs params (the factor X) in update()")
         delta = damping + (0.0 if residual_norm is None else residual_weight * residual_norm)
-        updates = jax.tree.map(
-            lambda g, x: right_precondition(g, x, delta, orthogonal_scale), updates, params
-        )
+        updates = jax.tree.map(lambda g, x: right_precondition(g, x, delta), updates, params)
         return updates, state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -95,23 +86,16 @@ def _spd_solve(G: jax.Array, B: jax.Array) -> jax.Array:
     return jax.scipy.linalg.cho_solve((_cholesky(G), True), B)
 
 
-def right_precondition(g: jax.Array, x: jax.Array, delta, orthogonal_scale=1.0) -> jax.Array:
-    """``g·(xᵀx + δI)⁻¹`` (the k×k Gram is cheap next to the N×k products), with its part
-    outside the column space of x scaled by ``orthogonal_scale``."""
+def right_precondition(g: jax.Array, x: jax.Array, delta) -> jax.Array:
+    """``g·(xᵀx + δI)⁻¹`` (the k×k Gram is cheap next to the N×k products)."""
     k = x.shape[-1]
-    xt = jnp.swapaxes(x, -1, -2)
-    gram = xt @ x
+    gram = jnp.swapaxes(x, -1, -2) @ x
     # a floor relative to the Gram's size keeps the solve defined where x is rank deficient
     finfo = jnp.finfo(x.dtype)
     floor = (finfo.eps * jnp.trace(gram, axis1=-2, axis2=-1) + finfo.tiny)[..., None, None]
     eye = jnp.eye(k, dtype=x.dtype)
     delta = jnp.asarray(delta, x.dtype)[..., None, None]
-    step = jnp.swapaxes(_spd_solve(gram + (delta + floor) * eye, jnp.swapaxes(g, -1, -2)), -1, -2)
-    if isinstance(orthogonal_scale, (int, float)) and orthogonal_scale == 1:
-        return step
-    # x·(xᵀx)⁻¹·xᵀ·step, the part inside the column space (its Cholesky after the first)
-    inside = x @ _spd_solve(run_after(gram + floor * eye, step), xt @ step)
-    return inside + orthogonal_scale * (step - inside)
+    return jnp.swapaxes(_spd_solve(gram + (delta + floor) * eye, jnp.swapaxes(g, -1, -2)), -1, -2)
 
 
 # --- spectral estimates and starts -----------------------------------------------------------
@@ -520,18 +504,16 @@ def newton_phase(S, lam_max, max_steps, tol, atol):
 # --- one matrix: start, optimizer, loop, PSD status -------------------------------------------
 
 
-def _default_optimizer(method, learning_rate, lam_max, split: bool):
+def _default_optimizer(method, learning_rate, lam_max):
     """Plain gradient descent at 1/(3·λ_max) for "gd" (f's curvature near the solution is
-    about 2·λ_max); the preconditioned step at ½ for "precgd" (``split``: twice the step
-    outside the column space of X, see :func:`scaled_gradient`)."""
+    about 2·λ_max); the preconditioned step at ½ for "precgd"."""
     if method == "gd":
         # (a double where: the derivative of 1/λ is not ∞·0 at λ = 0)
         usable = lam_max > jnp.finfo(lam_max.dtype).tiny
         default = jnp.where(usable, 1.0 / (3.0 * jnp.where(usable, lam_max, 1.0)), 1.0)
         return optax.sgd(default if learning_rate is None else learning_rate)
     learning_rate = PRECGD_LEARNING_RATE if learning_rate is None else learning_rate
-    precondition = scaled_gradient(orthogonal_scale=2.0 if split else 1.0)
-    return optax.chain(precondition, optax.sgd(learning_rate))
+    return optax.chain(scaled_gradient(), optax.sgd(learning_rate))
 
 
 def _not_psd_unmasked(S, rank, lam_min, lam_max):
@@ -598,7 +580,7 @@ def iterative_factor(
     lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
     lr = opts.learning_rate
     if optimizer is None:
-        tx = _default_optimizer(method, lr, lam_max, split=W is None and rank < n)
+        tx = _default_optimizer(method, lr, lam_max)
     else:
         tx = optax.chain(scaled_gradient(), optimizer) if method == "precgd" else optimizer
     own_step = method == "precgd" and optimizer is None

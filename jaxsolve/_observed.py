@@ -442,7 +442,7 @@ def _factor(blocks, S, half_w, S_norm, x0, key, opts, *, method, rank, optimizer
         X0 = random_init(n, rank, key, lam_max, dtype) if x0 is None else x0
     lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
     if optimizer is None:
-        tx = _default_optimizer(method, opts.learning_rate, lam_max, split=False)
+        tx = _default_optimizer(method, opts.learning_rate, lam_max)
     else:
         tx = optax.chain(scaled_gradient(), optimizer) if method == "precgd" else optimizer
     X0 = run_after(nudged_from_zero(X0, lam_max), lam_min, lam_max)
