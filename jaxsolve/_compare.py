@@ -130,11 +130,11 @@ def compare(
     Args:
         C: ``(..., N, N)``, as for :func:`solve`.
         methods: a method's name or a sequence of them (default: every method except
-            ``"auto"``).
+            ``"auto"``, and ``"gauss_newton"`` unless a ``mask`` is given).
         repeats: timed calls per method; the median is reported.
         **solve_options: passed to every method (e.g. ``rank=``), except the options only
             the iterative methods take (``max_steps``, ``rtol``, ``optimizer``, …; see
-            ``ITERATIVE_OPTIONS``), which go to ``"gd"`` and ``"precgd"`` only. Options a
+            ``ITERATIVE_OPTIONS``), which go to the iterative methods only. Options a
             method does not take (``mask=`` for a closed form, ``rank=`` for Cholesky) make
             that method's row an error row instead of failing the comparison; options that
             are wrong for every method (``rank`` out of range, a negative ``max_steps``)
@@ -147,7 +147,10 @@ def compare(
     repeats = check_int(repeats, "repeats", low=1)
     if isinstance(methods, str):  # one name, not its letters
         methods = (methods,)
-    methods = DEFAULT_METHODS if methods is None else tuple(methods)
+    if methods is None:  # (gauss_newton is completion: only with a mask)
+        masked = solve_options.get("mask") is not None
+        methods = tuple(m for m in DEFAULT_METHODS if masked or m != "gauss_newton")
+    methods = tuple(methods)
     if not methods:
         raise ValueError(f"methods must name at least one method from {METHODS}; got none")
     for m in methods:

@@ -39,8 +39,6 @@ from ._numerics import safe_divide, safe_norm, safe_sqrt
 from ._sequence import run_after
 from ._solution import Status
 
-DEFAULT_MAX_STEPS = 200
-"""Outer (Gauss–Newton) steps at most, by default."""
 CG_MAX_STEPS = 400
 """Conjugate-gradient iterations per outer step at most."""
 CG_FORCING = 0.1
@@ -304,7 +302,7 @@ def completion_factor(
     listed: int | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """One matrix: PSD completion of S (N, N), symmetric, in scaled units (largest entries
-    near 1), observed with symmetric weights W in [0, 1], by Levenberg–Marquardt
+    near 1), observed with symmetric weights W in [0, 1], by Riemannian Gauss–Newton
     (:func:`gauss_newton`) from the spectral start (:func:`completion_start`) or ``X0``.
     Returns (X, status, steps, lost), X (N, rank), lost = ‖X·Xᵀ − S‖ weighted by W at X.
 

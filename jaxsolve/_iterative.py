@@ -28,8 +28,9 @@ from ._numerics import relative, safe_divide, safe_norm, safe_sqrt
 from ._sequence import run_after
 from ._solution import Status
 
-ITERATIVE_METHODS = ("gd", "precgd")
-DEFAULT_MAX_STEPS = {"gd": 5000, "precgd": 1000}
+ITERATIVE_METHODS = ("gd", "precgd", "gauss_newton")
+"""The methods that iterate (``"gauss_newton"``, for completion, is :mod:`._completion`)."""
+DEFAULT_MAX_STEPS = {"gd": 5000, "precgd": 1000, "gauss_newton": 200}
 PRECGD_LEARNING_RATE = 0.5
 """precgd's default step: the fraction ½ of the preconditioned step (Newton-like at ½)."""
 _INT32_MAX = int(np.iinfo(np.int32).max)

@@ -48,7 +48,6 @@ from ._checks import (
 )
 from ._implicit import Objective, differentiated_implicitly
 from ._iterative import (
-    ITERATIVE_METHODS,
     IterOptions,
     _default_optimizer,
     _Measured,
@@ -577,7 +576,7 @@ def solve_observed(
     >>> C = observed_entries(rows, cols, values, n)            # doctest: +SKIP
     >>> sol = solve_observed(C, rank=10)                        # doctest: +SKIP
     """
-    method = check_choice(method, "method", ("auto", *ITERATIVE_METHODS))
+    method = check_choice(method, "method", ("auto", "gd", "precgd"))
     method = "precgd" if method == "auto" else method
     if mask is not None:
         raise ValueError(

@@ -23,6 +23,7 @@ from ._checks import (
     default_tol,
 )
 from ._closed_form import CLOSED_FORMS, symmetric_part, weighted_symmetric_part
+from ._completion import completion_factor
 from ._implicit import differentiated_implicitly
 from ._iterative import ITERATIVE_METHODS, check_iterative_options, iterative_factor
 from ._numerics import power_of_two_scale, relative, safe_norm, safe_sqrt
@@ -119,6 +120,16 @@ def _map_matrices(fn, args, batch_size: int | None):
     return lax.map(lambda a: fn(*a), args, batch_size=batch_size)
 
 
+def _per_matrix(method: str, rank: int, optimizer):
+    """The iterative method on one matrix: (S, W, x0, key, opts) -> (X, status, steps,
+    lost)."""
+    if method == "gauss_newton":
+        return lambda S, W, x0, key, opts: completion_factor(S, W, x0, key, rank=rank, opts=opts)
+    return lambda S, W, x0, key, opts: iterative_factor(
+        S, W, x0, key, method=method, rank=rank, optimizer=optimizer, opts=opts
+    )
+
+
 @functools.partial(
     jax.jit,
     static_argnames=(
@@ -161,11 +172,7 @@ def _solve(
         else:
             keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(C.shape[0]))
             x0 = None if x0 is None else x0 * p.h[:, None, None]
-            run = differentiated_implicitly(
-                lambda S, W, x0, key, opts: iterative_factor(
-                    S, W, x0, key, method=method, rank=rank, optimizer=optimizer, opts=opts
-                )
-            )
+            run = differentiated_implicitly(_per_matrix(method, rank, optimizer))
             X, status, steps, lost = _map_matrices(
                 lambda S, W, x0, key: run(S, W, x0, key, opts), (p.S, p.W, x0, keys), batch_size
             )
@@ -327,10 +334,17 @@ def solve(
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", low=1)
     if method == "auto" and M is not None:
-        method = "precgd"
+        method = "gauss_newton"
     if M is not None and method in CLOSED_FORMS:
         raise ValueError(
             f"mask is supported by the iterative methods {ITERATIVE_METHODS}; got method={method!r}"
+        )
+    if method == "gauss_newton" and M is None:
+        raise ValueError("method='gauss_newton' is PSD completion: it needs a mask; got none")
+    if method == "gauss_newton" and (optimizer is not None or learning_rate is not None):
+        raise ValueError(
+            "optimizer and learning_rate apply to methods ('gd', 'precgd'); got "
+            "method='gauss_newton' (a Gauss–Newton step has no step size)"
         )
     if method == "cholesky" and k != n:
         raise ValueError(f"rank must be None or N={n} for method='cholesky'; got {rank}")

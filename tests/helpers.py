@@ -23,6 +23,7 @@ jsolve = jaxsolve.solve
 ITERATIVE_DEFAULTS = {
     "gd": {"max_steps": 5000},
     "precgd": {"max_steps": 1000, "learning_rate": 0.5},
+    "gauss_newton": {"max_steps": 200},
 }
 CLOSED_FORMS = ("cholesky", "eigh", "sqrt", "auto")
 ITERATIVE = ("gd", "precgd")

@@ -356,13 +356,20 @@ def test_mask_completion_recovers_unobserved_entries():
     np.testing.assert_allclose(gram(sol2.X), E, atol=1e-8)
 
 
-def test_auto_with_mask_is_precgd():
+def test_auto_with_mask_is_gauss_newton():
     C = np.where(MASK, C_MASK, 0.0)
-    auto = jsolve(C, method="auto", mask=MASK, rank=3, max_steps=1000, learning_rate=0.5)
-    pre = isolve(C, "precgd", mask=MASK, rank=3)
-    assert int(auto.steps) > 0
-    assert int(auto.steps) == int(pre.steps)
-    np.testing.assert_allclose(np.asarray(auto.X), np.asarray(pre.X), atol=1e-12)
+    auto = jsolve(C, method="auto", mask=MASK, rank=3, max_steps=200)
+    gn = isolve(C, "gauss_newton", mask=MASK, rank=3)
+    assert int(auto.status) == Status.SUCCESS and int(auto.steps) == int(gn.steps) > 0
+    np.testing.assert_allclose(np.asarray(auto.X), np.asarray(gn.X), atol=1e-12)
+
+
+def test_gauss_newton_refuses_what_it_does_not_take():
+    with pytest.raises(ValueError, match="mask"):
+        solve(C_PD, method="gauss_newton")
+    for option in (dict(learning_rate=0.5), dict(optimizer=optax.sgd(0.1))):
+        with pytest.raises(ValueError, match="gauss_newton"):
+            solve(C_PD, method="gauss_newton", mask=np.ones((N, N)), **option)
 
 
 @pytest.mark.parametrize(
