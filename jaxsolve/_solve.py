@@ -246,7 +246,13 @@ def solve(
               ``optimizer`` and at the default learning rate ½, it starts with the same
               step undamped, computed as ½·(X + C·X⁻ᵀ) (Newton's polar iteration, scaled:
               5–8 steps for κ = 10…1e16), and the damped loop finishes whatever is left.
-            - ``"auto"``: Cholesky where it succeeds, else eigh; precgd when a mask is given.
+            - ``"gauss_newton"``: PSD completion (a ``mask`` is required): Riemannian
+              Gauss–Newton on the rank-k PSD matrices, each step a least-squares fit over
+              the tangent space by preconditioned conjugate gradients; robust to the
+              condition number and to few observed entries (no ``optimizer`` or
+              ``learning_rate``).
+            - ``"auto"``: Cholesky where it succeeds, else eigh; gauss_newton when a mask
+              is given.
               On a batch, the eigendecompositions run only if a Cholesky factor failed.
         rank: static. Number of columns k of X (default N). ``eigh`` keeps the top-k
             eigenpairs, the Frobenius-optimal rank-k factor; ``cholesky`` needs k = N. The
@@ -265,8 +271,8 @@ def solve(
             rank-k answer). Defaults 10·sqrt(N)·eps and 4·sqrt(N)·eps; non-negative.
             Iterative methods only (a ValueError for a closed form), like ``optimizer``,
             ``x0``, ``key``, ``max_steps`` and ``learning_rate``.
-        max_steps: iteration cap (default 5000 for gd, 1000 for precgd; Newton steps
-            count), at most 2³¹ − 1.
+        max_steps: iteration cap (default 5000 for gd, 1000 for precgd, 200 for
+            gauss_newton; Newton steps count), at most 2³¹ − 1.
         learning_rate: step size > 0; for gd absolute (default 1/(3·λ_max)), for precgd
             the fraction of the preconditioned step (default 0.5; the Rayleigh–Ritz path
             of precgd with rank < N has none).
