@@ -58,7 +58,10 @@ def test_gradient_equals_the_closed_forms(case, method):
     np.testing.assert_allclose(grad, reference, rtol=1e-8, atol=1e-10 * jnp.abs(reference).max())
 
 
-@pytest.mark.parametrize(("case", "method"), [("masked, rank 3", "precgd"), ("rank 3", "gd")])
+@pytest.mark.parametrize(
+    ("case", "method"),
+    [("masked, rank 3", "precgd"), ("masked, rank 3", "gauss_newton"), ("rank 3", "gd")],
+)
 def test_gradient_matches_finite_differences(case, method):
     C, options, status = CASES[case]
     assert int(jaxsolve.solve(C, method=method, **options).status) == status
