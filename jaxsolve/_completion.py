@@ -26,7 +26,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax import lax
 
 from ._iterative import (
     IterOptions,
@@ -35,7 +34,7 @@ from ._iterative import (
     run_descent,
     spectral_init,
 )
-from ._numerics import safe_divide, safe_norm, safe_sqrt
+from ._numerics import conjugate_gradient, safe_divide, safe_norm, safe_sqrt
 from ._sequence import run_after
 from ._solution import Status
 
@@ -130,39 +129,6 @@ class ListedObservations(NamedTuple):
 
 
 # --- the inner solve --------------------------------------------------------------------------
-
-
-def conjugate_gradient(
-    matvec, precondition, b: jax.Array, x0: jax.Array, target: jax.Array, max_steps
-) -> tuple[jax.Array, jax.Array]:
-    """Solve ``A·x = b`` for symmetric positive semidefinite ``A`` (``matvec``), b in its
-    range, by conjugate gradients preconditioned with ``precondition`` (symmetric positive
-    definite), from ``x0`` until ``‖b − A·x‖ ≤ target`` or ``max_steps`` iterations.
-    Returns (x, iterations)."""
-
-    def dot(u, v):
-        return jnp.sum(u * v)
-
-    def cond(c):
-        _, r, _, _, k = c
-        return (k < max_steps) & (dot(r, r) > target * target)
-
-    def body(c):
-        x, r, p, rz, k = c
-        Ap = matvec(p)
-        alpha = safe_divide(rz, dot(p, Ap))
-        x = x + alpha * p
-        r = r - alpha * Ap
-        z = precondition(r)
-        rz_new = dot(r, z)
-        p = z + safe_divide(rz_new, rz) * p
-        return x, r, p, rz_new, k + 1
-
-    r0 = b - matvec(x0)
-    z = precondition(r0)
-    init = (x0, r0, z, dot(r0, z), jnp.zeros((), jnp.int32))
-    x, *_, k = lax.while_loop(cond, body, init)
-    return x, k
 
 
 def row_preconditioner(obs, U: jax.Array):

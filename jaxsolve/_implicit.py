@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._iterative import lanczos_extremes, right_precondition
-from ._numerics import safe_divide, safe_norm
+from ._numerics import conjugate_gradient, safe_norm
 
 
 def factor_gradient(X: jax.Array, S: jax.Array, W: jax.Array | None) -> jax.Array:
@@ -35,40 +35,6 @@ def factor_gradient(X: jax.Array, S: jax.Array, W: jax.Array | None) -> jax.Arra
     if W is None:
         return X @ (X.T @ X) - S @ X
     return (W * (X @ X.T - S)) @ X
-
-
-def conjugate_gradient(matvec, precondition, b, tol, max_steps: jax.Array) -> jax.Array:
-    """x with ``matvec(x) ≈ b`` for symmetric positive semidefinite ``matvec`` (on arrays
-    of b's shape, in the Frobenius inner product), from x = 0, preconditioned by the
-    symmetric positive definite ``precondition``. Stops once ‖b − matvec(x)‖ ≤ tol·‖b‖,
-    at ``max_steps``, or before a direction of non-positive curvature (a matvec that is
-    not positive semidefinite: the iterate so far is returned). From x = 0 a consistent
-    singular system converges to a solution."""
-
-    def inner(u, v):
-        return jnp.sum(u * v)
-
-    goal = tol * safe_norm(b)
-    z = precondition(b)
-
-    def unfinished(c):
-        _, r, _, _, _, steps, curved = c
-        return curved & (steps < max_steps) & (safe_norm(r) > goal)
-
-    def step(c):
-        x, r, z, p, rz, steps, _ = c
-        Ap = matvec(p)
-        pAp = inner(p, Ap)
-        curved = (pAp > 0) & jnp.isfinite(pAp)
-        alpha = jnp.where(curved, safe_divide(rz, pAp), 0.0)
-        x, r = x + alpha * p, r - alpha * Ap
-        z = precondition(r)
-        rz_next = inner(r, z)
-        p = z + safe_divide(rz_next, rz) * p
-        return x, r, z, p, rz_next, steps + 1, curved
-
-    init = (jnp.zeros_like(b), b, z, z, inner(b, z), jnp.zeros((), jnp.int32), jnp.asarray(True))
-    return jax.lax.while_loop(unfinished, step, init)[0]
 
 
 def horizontal_projection(X: jax.Array) -> Callable[[jax.Array], jax.Array]:
@@ -154,7 +120,11 @@ def solution_tangent(objective: Objective, X, S, W, dS, dW, max_steps) -> jax.Ar
         def projected(V):
             return project(matvec(V))
 
-        return conjugate_gradient(projected, precondition, project(b), eps**0.75, max_steps)
+        b = project(b)
+        target = eps**0.75 * safe_norm(b)
+        return conjugate_gradient(projected, precondition, b, jnp.zeros_like(b), target, max_steps)[
+            0
+        ]
 
     return jax.lax.custom_linear_solve(hessian, rhs, solve, symmetric=True)
 

@@ -1,4 +1,5 @@
-"""Guarded numerics: the one home of safe square roots, norms, divisions and power-of-two scaling.
+"""Guarded numerics: the one home of safe square roots, norms, divisions, power-of-two scaling
+and the conjugate-gradient solve.
 
 Each function is finite where its plain form would give ``inf`` or ``NaN`` at a singular
 point (``sqrt`` at 0, a division by 0), and its derivative is finite there too (the "double
@@ -56,3 +57,37 @@ def power_of_two_scale(A: jax.Array, axis=(-2, -1)) -> jax.Array:
     limit = (jnp.finfo(A.dtype).maxexp - 1) // 2 - 8
     half = jnp.clip(exponent // 2, -limit, limit)
     return lax.stop_gradient(jnp.ldexp(jnp.ones_like(largest), -half))
+
+
+def conjugate_gradient(matvec, precondition, b, x0, target, max_steps):
+    """x with ``matvec(x) ≈ b`` for symmetric positive semidefinite ``matvec`` (on arrays
+    of b's shape, in the Frobenius inner product) and b in its range, by conjugate
+    gradients preconditioned with the symmetric positive definite ``precondition``, from
+    ``x0``. Stops once ‖b − matvec(x)‖ ≤ ``target``, at ``max_steps``, or before a direction
+    of non-positive curvature (``matvec`` not semidefinite there: the iterate so far is
+    kept). From x0 = 0 a consistent singular system converges to a solution. Returns
+    (x, steps)."""
+
+    def inner(u, v):
+        return jnp.sum(u * v)
+
+    def unfinished(c):
+        _, r, _, _, steps, curved = c
+        return curved & (steps < max_steps) & (inner(r, r) > target * target)
+
+    def step(c):
+        x, r, p, rz, steps, _ = c
+        Ap = matvec(p)
+        pAp = inner(p, Ap)
+        curved = (pAp > 0) & jnp.isfinite(pAp)
+        alpha = jnp.where(curved, safe_divide(rz, pAp), 0.0)
+        x, r = x + alpha * p, r - alpha * Ap
+        z = precondition(r)
+        rz_next = inner(r, z)
+        return x, r, z + safe_divide(rz_next, rz) * p, rz_next, steps + curved, curved
+
+    r = b - matvec(x0)
+    z = precondition(r)
+    init = (x0, r, z, inner(r, z), jnp.zeros((), jnp.int32), jnp.asarray(True))
+    x, _, _, _, steps, _ = lax.while_loop(unfinished, step, init)
+    return x, steps

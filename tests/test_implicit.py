@@ -9,7 +9,8 @@ from helpers import directional_fd, symmetric_mask
 
 import jaxsolve
 from jaxsolve import Status
-from jaxsolve._implicit import conjugate_gradient, horizontal_projection
+from jaxsolve._implicit import horizontal_projection
+from jaxsolve._numerics import conjugate_gradient
 
 N = 8
 RNG = np.random.default_rng(21)
@@ -156,10 +157,13 @@ def test_conjugate_gradient_solves_and_stops_at_negative_curvature():
     A = RNG.standard_normal((6, 6))
     A = A @ A.T + np.eye(6)
     b = jnp.asarray(RNG.standard_normal(6))
-    x = conjugate_gradient(lambda v: A @ v, lambda r: r, b, 1e-13, jnp.asarray(100))
+    zero = jnp.zeros_like(b)
+    x, steps = conjugate_gradient(lambda v: A @ v, lambda r: r, b, zero, 1e-13, 100)
     np.testing.assert_allclose(np.asarray(x), np.linalg.solve(A, np.asarray(b)), rtol=1e-10)
-    x = conjugate_gradient(lambda v: -v, lambda r: r, b, 1e-13, jnp.asarray(100))
+    assert 0 < int(steps) <= 12
+    x, steps = conjugate_gradient(lambda v: -v, lambda r: r, b, zero, 1e-13, 100)
     np.testing.assert_array_equal(np.asarray(x), 0.0)
+    assert int(steps) == 0
 
 
 def test_observed_entries_gradient_equals_the_dense_masks():
