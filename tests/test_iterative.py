@@ -515,51 +515,7 @@ def test_never_success_with_nan():
         assert not ok or np.all(np.isfinite(np.asarray(sol.X)))
 
 
-# --- implicit gradients of solves ------------------------------------------------------------
-
-W_LOSS = np.random.default_rng(12).standard_normal((N, N))
-
-
-def _loss(method, **options):
-    def loss(c):
-        X = solve(c, method=method, **options).X
-        return jnp.sum(W_LOSS * jnp.sin(X @ X.T))
-
-    return jax.jit(loss)
-
-
-def test_precgd_gradient_matches_finite_differences():
-    loss = _loss("precgd")
-    grad = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(C_PD)))
-    assert np.all(np.isfinite(grad))
-    for seed in (0, 1):
-        D = np.random.default_rng(seed).standard_normal((N, N))
-        D = D + D.T
-        fd = directional_fd(loss, C_PD, D, h=1e-5)
-        np.testing.assert_allclose(np.sum(grad * D), fd, rtol=1e-6, atol=1e-8)
-
-
-def test_gd_gradient_matches_finite_differences():
-    loss = _loss("gd")
-    grad = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(C_PD)))
-    D = np.random.default_rng(0).standard_normal((N, N))
-    D = D + D.T
-    fd = directional_fd(loss, C_PD, D, h=1e-5)
-    np.testing.assert_allclose(np.sum(grad * D), fd, rtol=1e-5)
-
-
-def test_while_loop_solve_forward_differentiable():
-    """The default while_loop supports jvp (forward mode) through a converged solve."""
-    D = np.random.default_rng(14).standard_normal((N, N))
-    D = D + D.T
-
-    def g(c):
-        X = isolve(c, "precgd").X
-        return jnp.sum(W_LOSS * (X @ X.T))
-
-    _, tangent = jax.jvp(g, (jnp.asarray(C_PD),), (jnp.asarray(D),))
-    # X·Xᵀ = C at convergence, so the derivative is Σ W∘D
-    np.testing.assert_allclose(float(tangent), np.sum(W_LOSS * D), rtol=1e-6)
+# (gradients of iterative solves: tests/test_implicit.py)
 
 
 def test_gd_float32_success_means_converged():
