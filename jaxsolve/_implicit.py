@@ -15,6 +15,11 @@ derivative is that of the solution whatever path reached it.
 H is singular along X·Ω for skew Ω (X·Xᵀ does not see an orthogonal factor of X): the
 tangent returned is the one with Xᵀ·dX symmetric, the component orthogonal to those
 directions. Derivatives of functions of X·Xᵀ do not depend on that choice.
+
+Full rank without a mask, the tangent has a closed form in S's eigenbasis
+(:func:`full_rank_tangent`, O(N³) like the forward Newton phase). The data reach the tangent
+through an :class:`Objective`: a dense S and W by default; observed entries bring their own
+(:func:`._observed.pair_objective`, O(|Ω|·k) a product).
 """
 
 from __future__ import annotations
