@@ -4,8 +4,11 @@ The objective is ``f(X) = ¼‖M∘(X·Xᵀ − S)‖²_F`` with gradient ``(W�
 ``W = M∘M`` symmetrised (``W = 1`` without a mask). ``"gd"`` feeds that gradient to any optax
 ``GradientTransformation``; ``"precgd"`` puts :func:`scaled_gradient` (ScaledGD / PrecGD) in
 front of a fixed step. Both run the same loop, :func:`run_descent`, whose one stopping rule is
-written in :func:`_decide`. Full-rank precgd from its default start first runs
-:func:`newton_phase`, a scaled Newton iteration for the same fixed point.
+written in :func:`_decide`; ``run_descent`` takes a ``measure`` function, so that other
+representations of S (observed entries, :mod:`._observed`) and other steps (Gauss–Newton,
+:mod:`._completion`) use it too. Full-rank precgd from its default start first runs
+:func:`newton_phase`, a scaled Newton iteration for the same fixed point; rank-k precgd
+without a mask is block Rayleigh–Ritz (:mod:`._lowrank`), with the same stopping rule.
 
 Functions here work on one symmetric, finite matrix ``S`` (N, N) in ``solve``'s scaled units
 (largest entries near 1); ``solve`` validates, symmetrises, scales and batches.
