@@ -564,18 +564,13 @@ def iterative_factor(
     """One matrix: the start and the optimizer, the Newton phase where it applies, the loop,
     the PSD status. Returns (X, status, steps, lost), lost = ‖X·Xᵀ − S‖ (weighted).
 
-    precgd with rank < N, no mask and no optimizer is the block Rayleigh–Ritz method of
-    :mod:`._lowrank` (Krylov speed: its steps grow like 1/sqrt(1 − λ_{k+1}/λ_k), the
-    gradient step's like 1/(1 − λ_{k+1}/λ_k)).
+    (precgd with rank < N, no mask and no optimizer is not solved here but by the block
+    Rayleigh–Ritz method of :mod:`._lowrank`: see :func:`uses_lowrank`.)
 
     The scale λ_max (and λ_min) come from the sketch where precgd starts from one (rank < N,
     no x0): its Ritz values, at no extra pass over S; otherwise from 32 Lanczos steps.
     ``solve`` differentiates the answer implicitly (:mod:`._implicit`), never this path."""
     n = S.shape[-1]
-    if uses_lowrank(method, W, rank, n, optimizer):
-        from ._lowrank import lowrank_factor  # (it builds on this module's pieces)
-
-        return lowrank_factor(S, X0, key, rank, opts)
     if method == "precgd" and rank < n and X0 is None:
         X0, ritz = spectral_init(S, rank, key)
         lam_min, lam_max = ritz[0], ritz[-1]

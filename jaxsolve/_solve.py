@@ -25,7 +25,13 @@ from ._checks import (
 from ._closed_form import CLOSED_FORMS, symmetric_part, weighted_symmetric_part
 from ._completion import completion_factor
 from ._implicit import differentiated_implicitly
-from ._iterative import ITERATIVE_METHODS, check_iterative_options, iterative_factor
+from ._iterative import (
+    ITERATIVE_METHODS,
+    check_iterative_options,
+    iterative_factor,
+    uses_lowrank,
+)
+from ._lowrank import lowrank_factor
 from ._numerics import power_of_two_scale, relative, safe_norm, safe_sqrt
 from ._observed import solve_observed
 from ._solution import Solution, Status, worst_status
@@ -122,12 +128,19 @@ def _map_matrices(fn, args, batch_size: int | None):
 
 def _per_matrix(method: str, rank: int, optimizer):
     """The iterative method on one matrix: (S, W, x0, key, opts) -> (X, status, steps,
-    lost)."""
-    if method == "gauss_newton":
-        return lambda S, W, x0, key, opts: completion_factor(S, W, x0, key, rank=rank, opts=opts)
-    return lambda S, W, x0, key, opts: iterative_factor(
-        S, W, x0, key, method=method, rank=rank, optimizer=optimizer, opts=opts
-    )
+    lost): Gauss–Newton completion, precgd's Rayleigh–Ritz rank-k path, or the descent
+    loop of gd and precgd."""
+
+    def run(S, W, x0, key, opts):
+        if method == "gauss_newton":
+            return completion_factor(S, W, x0, key, rank=rank, opts=opts)
+        if uses_lowrank(method, W, rank, S.shape[-1], optimizer):
+            return lowrank_factor(S, x0, key, rank, opts)
+        return iterative_factor(
+            S, W, x0, key, method=method, rank=rank, optimizer=optimizer, opts=opts
+        )
+
+    return run
 
 
 @functools.partial(
