@@ -78,11 +78,12 @@ class _Prepared(NamedTuple):
 
 def _prepare(C: jax.Array, M: jax.Array | None) -> _Prepared:
     """Check and scale a stack C (b, N, N) with weights M (unobserved entries of C set to 0
-    already): the scale from the largest entry, then every sum of squares on C·h², which
-    can neither overflow nor underflow, so that a NaN or ±Inf entry shows as a non-finite
-    ‖C‖²."""
+    already): the scale and the finiteness from the largest entry (a NaN or ±Inf entry
+    makes it non-finite), then the symmetric part and every sum of squares on C·h², which
+    can neither overflow nor underflow."""
     n = C.shape[-1]
     h = power_of_two_scale(C)
+    finite = jnp.isfinite(jnp.max(jnp.abs(C), axis=(-2, -1)))  # (h's reduction: XLA shares it)
     Cs = C * (h * h)[:, None, None]
     if M is None:
         W = W_sym = None
@@ -90,14 +91,17 @@ def _prepare(C: jax.Array, M: jax.Array | None) -> _Prepared:
     else:
         # weights relative to the largest (before squaring): a uniform weight is the same
         # problem as none, and the steps are sized as without a mask
-        M = M / jnp.maximum(jnp.max(M, axis=(-2, -1), keepdims=True), jnp.finfo(M.dtype).tiny)
+        top = jnp.max(M, axis=(-2, -1))
+        finite &= jnp.isfinite(top)
+        M = M / jnp.maximum(top, jnp.finfo(M.dtype).tiny)[:, None, None]
         W = M * M
         S, W_sym = weighted_symmetric_part(Cs, W)
+    # S is formed once, in one pass over C and Cᵀ: the barrier keeps XLA from recomputing
+    # it (and its costly transposed read) inside each consumer
+    S = lax.optimization_barrier(jnp.where(finite[:, None, None], S, jnp.eye(n, dtype=C.dtype)))
+    skew = Cs - S  # (not used where C is not finite)
     norm_sq = jnp.sum(Cs * Cs if W is None else W * Cs * Cs, axis=(-2, -1))
-    finite = jnp.isfinite(norm_sq)
-    skew = Cs - S
     skew_sq = jnp.sum(skew * skew if W is None else W * skew * skew, axis=(-2, -1))
-    S = jnp.where(finite[:, None, None], S, jnp.eye(n, dtype=C.dtype))
     return _Prepared(S, M, W_sym, h, finite, skew_sq, norm_sq)
 
 
