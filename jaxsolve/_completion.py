@@ -32,11 +32,11 @@ from ._iterative import (
     _not_psd_masked,
     dense_measure,
     run_descent,
-    spectral_init,
 )
 from ._numerics import conjugate_gradient, safe_divide, safe_norm, safe_sqrt
 from ._sequence import run_after
 from ._solution import Status
+from ._spectral import spectral_init
 
 CG_MAX_STEPS = 400
 """Conjugate-gradient iterations per outer step at most."""

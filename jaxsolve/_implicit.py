@@ -31,8 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._iterative import lanczos_extremes, right_precondition
+from ._iterative import right_precondition
 from ._numerics import conjugate_gradient, safe_norm
+from ._spectral import lanczos_extremes
 
 
 def factor_gradient(X: jax.Array, S: jax.Array, W: jax.Array | None) -> jax.Array:

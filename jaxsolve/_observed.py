@@ -15,7 +15,7 @@ unordered pair {i, j} once, sorted by its smaller index), and the solve runs on 
   O(chunk·k), never O(|Ω|·k) nor N×N;
 * the start, the step sizes and the NOT_PSD check use :class:`PairOperator`, ``V ↦ (W∘A)·V``
   for a pair-valued A, in the same loops as the dense path (``spectral_init``,
-  ``lanczos_extremes`` of :mod:`._iterative` take any operator with ``@``);
+  ``lanczos_extremes`` of :mod:`._spectral` take any operator with ``@``);
 * the loop, its stopping rule and statuses are :func:`jaxsolve._iterative.run_descent`'s.
 
 With a ``Mesh`` the pairs are split over its devices (X and the gradient replicated: each
@@ -52,16 +52,13 @@ from ._iterative import (
     _default_optimizer,
     _Measured,
     check_iterative_options,
-    lanczos_extremes,
-    nudged_from_zero,
-    random_init,
     run_descent,
     scaled_gradient,
-    spectral_init,
 )
 from ._numerics import power_of_two_scale, relative, safe_sqrt
 from ._sequence import run_after
 from ._solution import Solution, Status, worst_status
+from ._spectral import lanczos_extremes, nudged_from_zero, random_init, spectral_init
 
 DEFAULT_CHUNK_SIZE = 1 << 18
 """Pairs per block of a measure: the gathered rows of a block take chunk·(k + 1) numbers."""

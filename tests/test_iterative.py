@@ -181,7 +181,7 @@ def test_precgd_tiny_batch_forward_derivative():
 @pytest.mark.parametrize("n", [8, 200])
 def test_smallest_eigenvalue_bound_brackets_lambda_min(n):
     """From above, and within 2× after 3 inverse iterations; vmap equals single calls."""
-    from jaxsolve._iterative import smallest_eigenvalue_bound
+    from jaxsolve._newton import smallest_eigenvalue_bound
 
     C = jaxsolve.random_psd(n, cond=1e4, batch=(3,), seed=n)
     lam_min = np.linalg.eigvalsh(C)[:, 0]
@@ -543,7 +543,7 @@ def test_weighted_mask_residual_is_measured_with_the_weights():
 
 
 def test_lanczos_extremes_lie_inside_the_spectrum_and_close_to_its_ends():
-    from jaxsolve._iterative import lanczos_extremes
+    from jaxsolve._spectral import lanczos_extremes
 
     for seed in range(3):
         C = jaxsolve.random_psd(40, cond=50.0, negative=3, seed=seed)
