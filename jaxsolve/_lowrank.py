@@ -173,10 +173,16 @@ def ritz_factor(V: jax.Array, theta: jax.Array, k: int) -> jax.Array:
     return V[:, :k] * safe_sqrt(theta[:k])
 
 
-def _check(S, S_norm, V, SV, theta, spectral, k) -> _Check:
+def _check(S, S_norm, V, SV, theta, spectral, k, rtol) -> _Check:
     """lost, relative residual and the certificate of X = V_k·sqrt(Θ₊), from S·V (O(N·k²);
     ∇f = X·XᵀX − S·X, ‖R‖² = ‖XᵀX‖² − 2·tr(XᵀSX) + ‖S‖²). That formula cancels below about
-    sqrt(eps) (relative): there the N×N residual is formed to measure it."""
+    sqrt(eps) (relative): there the N×N residual is formed to measure it.
+
+    precgd's step scales a column of X by θ/(θ + δ), δ = ½·``spectral``: it barely sees a
+    Ritz pair of the top k with θ ≤ δ (one clipped to zero, not at all). The certificate is
+    infinite until each such pair has converged (‖S·v − θ·v‖ ≤ rtol·‖S‖); else a subspace
+    that has not yet found S's positive eigenvalues (a random start) would pass for the
+    answer."""
     root = safe_sqrt(theta[:k])
     X, SX = V[:, :k] * root, SV[:, :k] * root
     gram = X.T @ X
@@ -189,7 +195,11 @@ def _check(S, S_norm, V, SV, theta, spectral, k) -> _Check:
     finfo = jnp.finfo(S.dtype)
     d = jnp.diagonal(gram) + 0.5 * spectral + finfo.eps * jnp.trace(gram) + finfo.tiny
     step = 0.5 * grad / d
-    return _Check(lost, relative(lost, S_norm), product_change_norm(step, X, True))
+    change = product_change_norm(step, X, True)
+    top = theta[:k]
+    residual = safe_norm(SV[:, :k] - V[:, :k] * top, axis=0)
+    settled = (top > 0.5 * spectral) | (residual <= rtol * S_norm)
+    return _Check(lost, relative(lost, S_norm), jnp.where(jnp.all(settled), change, jnp.inf))
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -219,20 +229,21 @@ class _State(NamedTuple):
     done: jax.Array
 
 
-def _start_block(S, V) -> _Block:
-    """The block at an orthonormal start V: an exact S·V and the Rayleigh quotients as Θ
-    (the first step's Rayleigh–Ritz solve orders them); no P."""
-    SV = S @ V
-    theta = jnp.sum(V * SV, axis=0)
-    m1 = V.shape[-1]
+def _start_block(S, V0, k, floor) -> _Block:
+    """The block at an orthonormal start V0 (N, m + 1): the Ritz pairs of S over its span
+    (the top m and the smallest), an exact S·V; no P."""
+    SV0 = S @ V0
+    m1 = V0.shape[-1]
+    r = rayleigh_ritz(V0, SV0, jnp.ones((m1,), bool), m1 - 1, floor)
+    theta = r.theta
     return _Block(
-        V=V,
-        SV=SV,
+        V=V0 @ r.Y,
+        SV=SV0 @ r.Y,
         theta=theta,
-        P=jnp.zeros_like(V),
-        SP=jnp.zeros_like(V),
+        P=jnp.zeros_like(V0),
+        SP=jnp.zeros_like(V0),
         p_ok=jnp.zeros((m1,), bool),
-        spectral=jnp.max(jnp.abs(theta)),
+        spectral=_spectral_estimate(theta, k),
         lam_min=jnp.min(theta),
         lam_max=jnp.max(theta),
         exact=jnp.asarray(True),
@@ -318,7 +329,7 @@ def lowrank_factor(
     V0 = _start_basis(S, X0, key, m + 1)
 
     def check(b: _Block) -> _Check:
-        return _check(S, S_norm, b.V, b.SV, b.theta, b.spectral, k)
+        return _check(S, S_norm, b.V, b.SV, b.theta, b.spectral, k, opts.rtol)
 
     def refresh(b: _Block) -> _Block:
         # the certificate then measures the same X with an exact S·X
@@ -353,7 +364,7 @@ def lowrank_factor(
         return jnp.all(residual <= LOCK_FRACTION * opts.rtol * S_norm / math.sqrt(k))
 
     init = _State(
-        block=_start_block(S, V0),
+        block=_start_block(S, V0, k, floor),
         lost=jnp.full((), jnp.nan, S.dtype),
         steps=jnp.zeros((), jnp.int32),
         start=jnp.full((), jnp.inf, S.dtype),

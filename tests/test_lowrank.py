@@ -159,3 +159,17 @@ def test_orthonormal_columns_drop_dependent_directions():
     assert np.all(Q[:, ~kept] == 0)
     P = Q[:, kept] @ Q[:, kept].T  # the projector onto span(A)
     np.testing.assert_allclose(P @ A, A, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_start_without_the_positive_eigenvectors_is_not_an_answer(dtype):
+    # x0 an exact eigenvector of a negative eigenvalue: X = 0 is stationary there, yet the
+    # best rank-1 factor is that of the one positive eigenvalue
+    Q = np.linalg.qr(np.random.default_rng(11).standard_normal((3, 3)))[0]
+    C = ((Q * np.array([-1.0, -0.4, 0.2])) @ Q.T).astype(dtype)
+    for x0 in (None, Q[:, :1]):
+        sol = solve(C, rank=1, x0=None if x0 is None else x0.astype(dtype))
+        assert int(sol.status) == Status.NOT_PSD
+        X = np.asarray(sol.X, np.float64)
+        expected = 0.2 * np.outer(Q[:, 2], Q[:, 2])
+        np.testing.assert_allclose(X @ X.T, expected, atol=1e-5 if dtype == np.float32 else 1e-12)
