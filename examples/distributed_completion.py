@@ -79,7 +79,7 @@ def main() -> None:
         valid=local.valid,
         n=n,
     )
-    sol = solve_observed(pairs, rank=k, mesh=mesh)
+    sol = solve_observed(pairs, method="precgd", rank=k, mesh=mesh)
     X = np.asarray(jax.device_get(sol.X))  # replicated: every process holds all of X
     test = rng.integers(0, n, (2, 1000))
     truth = np.einsum("ij,ij->i", Y[test[0]], Y[test[1]])

@@ -16,7 +16,8 @@ space; its right-hand side is orthogonal to it, so conjugate gradients never mov
 The outer loop is :func:`._iterative.run_descent`, with the step as an optax transform, so
 that its stopping rule (SUCCESS at ``atol`` or at a certified stationary point, MAX_STEPS,
 DIVERGED, NON_FINITE) holds here. The observations enter only through
-:class:`DenseObservations`; a sparse representation with the same methods can replace it.
+:class:`DenseObservations` (a dense mask) or :class:`ListedObservations` (observed entries,
+:mod:`._observed`), which have the same methods.
 """
 
 from __future__ import annotations
@@ -100,12 +101,18 @@ class ListedObservations(NamedTuple):
     n: int  # N (static)
 
     @classmethod
-    def from_dense(cls, S: jax.Array, W: jax.Array, size: int) -> ListedObservations:
-        """The entries of W > 0, padded with weight-0 entries to ``size`` (static; at least
-        the number of entries with W > 0, else the surplus is dropped)."""
-        rows, cols = jnp.nonzero(W > 0, size=size, fill_value=0)
-        valid = jnp.arange(size) < jnp.sum(W > 0)
-        return cls(rows, cols, S[rows, cols], jnp.where(valid, W[rows, cols], 0.0), S.shape[-1])
+    def from_pairs(cls, rows, cols, S, weights, n: int) -> ListedObservations:
+        """From unordered pairs (i, j) (each once, diagonal included) with the values of S
+        and the weight of one orientation: both orientations listed, a diagonal pair
+        once (its second copy weighs 0)."""
+        mirrored = jnp.where(rows == cols, 0.0, weights)
+        return cls(
+            jnp.concatenate([rows, cols]),
+            jnp.concatenate([cols, rows]),
+            jnp.concatenate([S, S]),
+            jnp.concatenate([weights, mirrored]),
+            n,
+        )
 
     def misfit(self, X: jax.Array) -> jax.Array:
         return jnp.sum(X[self.rows] * X[self.cols], axis=-1) - self.S
@@ -246,12 +253,12 @@ def gauss_newton(obs, cg_max_steps=CG_MAX_STEPS) -> optax.GradientTransformation
 # --- one matrix -------------------------------------------------------------------------------
 
 
-def completion_start(obs: DenseObservations, rank: int, key: jax.Array) -> jax.Array:
-    """The spectral start: the top-``rank`` factor of S/s (s the mean weight: the observed
-    entries scaled up to the full matrix's), then scaled by the α ≥ 0 that minimises
-    ‖M∘(α·X·Xᵀ − S)‖."""
-    s = obs.mean_weight()
-    X0, _ = spectral_init(safe_divide(obs.S, s, 1.0), rank, key)
+def completion_start(obs, target, rank: int, key: jax.Array) -> jax.Array:
+    """The spectral start: the top-``rank`` factor of ``target`` (S with its observed
+    entries scaled up to the full matrix's: the dense S/s, s the mean weight, or an
+    operator with ``@``), then scaled by the α ≥ 0 that minimises ‖M∘(α·X·Xᵀ − S)‖ over
+    the observations ``obs``."""
+    X0, _ = spectral_init(target, rank, key)
     P = obs.misfit(X0) + obs.S  # X0·X0ᵀ where observed
     alpha = safe_divide(jnp.sum(obs.W * P * obs.S), jnp.sum(obs.W * P * P), 1.0)
     return X0 * jnp.sqrt(jnp.maximum(alpha, 0.0))
@@ -265,7 +272,6 @@ def completion_factor(
     *,
     rank: int,
     opts: IterOptions,
-    listed: int | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """One matrix: PSD completion of S (N, N), symmetric, in scaled units (largest entries
     near 1), observed with symmetric weights W in [0, 1], by Riemannian Gauss–Newton
@@ -277,19 +283,16 @@ def completion_factor(
     MAX_STEPS (``opts.max_steps`` outer steps; rejected steps count), DIVERGED, NON_FINITE.
     ``opts.learning_rate`` is not used. jit- and vmap-able; float32 and float64.
 
-    ``listed`` (static): None for the dense operators (O(N²·k) a product), or an upper
-    bound on the number of entries with W > 0: the inner solve then works on that list
-    (:class:`ListedObservations`, O(listed·k) a product); the loop's measure and the
-    NOT_PSD check stay dense, O(N²·k) once a step.
+    Every product is dense, O(N²·k); observed entries (:mod:`._observed`) run the same
+    step on :class:`ListedObservations`, O(|Ω|·k) a product.
 
     Example::
 
         X, status, steps, lost = completion_factor(S, W, None, key, rank=5, opts=opts)
     """
-    dense = DenseObservations(S, W)
-    obs = dense if listed is None else ListedObservations.from_dense(S, W, listed)
+    obs = DenseObservations(S, W)
     if X0 is None:
-        X0 = completion_start(dense, rank, key)
+        X0 = completion_start(obs, safe_divide(S, obs.mean_weight(), 1.0), rank, key)
     S_norm = safe_norm(S, weights=W)
     measure = dense_measure(S, W, S_norm)
     X, status, steps, lost = run_descent(

@@ -166,11 +166,18 @@ def check_iterative_options(
     atol=None,
     max_steps=None,
     learning_rate=None,
+    optimizer=None,
     **others,
 ) -> IterOptions:
-    """The traced numbers of an iterative solve, validated where concrete. ``others`` (x0,
-    key, optimizer) are checked where they are used."""
+    """The traced numbers of an iterative solve, validated where concrete; a ValueError for
+    an ``optimizer`` or ``learning_rate`` given to "gauss_newton" (its step has no size).
+    ``others`` (x0, key) are checked where they are used."""
     del others
+    if method == "gauss_newton" and (optimizer is not None or learning_rate is not None):
+        raise ValueError(
+            "optimizer and learning_rate apply to methods ('gd', 'precgd'); got "
+            "method='gauss_newton' (a Gauss–Newton step has no step size)"
+        )
     n = max(n, 1)
     eps = float(jnp.finfo(dtype).eps)
     rtol = check_real(rtol, "rtol", dtype, default=10 * math.sqrt(n) * eps, low=0.0)

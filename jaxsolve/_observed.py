@@ -46,6 +46,7 @@ from ._checks import (
     check_rank,
     default_tol,
 )
+from ._completion import ListedObservations, completion_start, gauss_newton
 from ._implicit import Objective, differentiated_implicitly
 from ._iterative import (
     IterOptions,
@@ -62,6 +63,10 @@ from ._spectral import lanczos_extremes, nudged_from_zero, random_init, spectral
 
 DEFAULT_CHUNK_SIZE = 1 << 18
 """Pairs per block of a measure: the gathered rows of a block take chunk·(k + 1) numbers."""
+GAUSS_NEWTON_WORKSPACE = 1 << 27
+"""``method="auto"`` on observed entries is Gauss–Newton where its inner solve's workspace,
+2·|Ω|·k² numbers (a k×k outer product per listed entry), is at most this (1 GiB in float64),
+else precgd, whose memory ``chunk_size`` bounds."""
 _DENSE_LANCZOS_N = 32  # lanczos_extremes is exact (a dense eigvalsh) at N at most this
 
 
@@ -430,18 +435,27 @@ def _factor(blocks, S, half_w, S_norm, x0, key, opts, *, method, rank, optimizer
     Returns (X, status, steps, lost)."""
     n, dtype = blocks.n, S.dtype
     op = target_operator(blocks, S, half_w)
-    if method == "precgd" and x0 is None:
-        X0, ritz = spectral_init(op, rank, key)
-        lam_min, lam_max = ritz[0], ritz[-1]
+    if method == "gauss_newton":
+        # its inner products on all pairs at once: O(|Ω|·k²) memory, not chunked
+        orientation_w = jnp.where(blocks.rows == blocks.cols, 2.0, 1.0) * half_w
+        listed = ListedObservations.from_pairs(
+            *(a.ravel() for a in (blocks.rows, blocks.cols, S, orientation_w)), n
+        )
+        X0 = completion_start(listed, op, rank, key) if x0 is None else x0
+        tx, lam_min = gauss_newton(listed), jnp.zeros((), dtype)
     else:
-        lam_min, lam_max = _extremes(op)
-        X0 = random_init(n, rank, key, lam_max, dtype) if x0 is None else x0
-    lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
-    if optimizer is None:
-        tx = _default_optimizer(method, opts.learning_rate, lam_max)
-    else:
-        tx = optax.chain(scaled_gradient(), optimizer) if method == "precgd" else optimizer
-    X0 = run_after(nudged_from_zero(X0, lam_max), lam_min, lam_max)
+        if method == "precgd" and x0 is None:
+            X0, ritz = spectral_init(op, rank, key)
+            lam_min, lam_max = ritz[0], ritz[-1]
+        else:
+            lam_min, lam_max = _extremes(op)
+            X0 = random_init(n, rank, key, lam_max, dtype) if x0 is None else x0
+        lam_max = jnp.maximum(lam_max, jnp.abs(lam_min))
+        if optimizer is None:
+            tx = _default_optimizer(method, opts.learning_rate, lam_max)
+        else:
+            tx = optax.chain(scaled_gradient(), optimizer) if method == "precgd" else optimizer
+        X0 = run_after(nudged_from_zero(X0, lam_max), lam_min, lam_max)
     X, status, steps, lost = run_descent(
         pair_measure(blocks, S, half_w, S_norm),
         S_norm,
@@ -449,7 +463,7 @@ def _factor(blocks, S, half_w, S_norm, x0, key, opts, *, method, rank, optimizer
         tx,
         opts,
         factored=True,
-        certify_every=1 if method == "precgd" else 8,
+        certify_every=8 if method == "gd" else 1,
     )
     misfit = relative(lost, S_norm)
     not_psd = _not_psd_observed(blocks, S, half_w, run_after(X, lam_min), misfit)
@@ -545,9 +559,14 @@ def solve_observed(
         C: the observed entries: a ``jax.experimental.sparse.BCOO`` (N, N) matrix, a tuple
             ``(rows, cols, values, N)``, or :class:`ObservedPairs`; see
             :func:`observed_pairs` for symmetry, repeats and indices out of range.
-        method: static; ``"precgd"`` (also for ``"auto"``: spectral start from the observed
-            entries rescaled by the sampling rate, then the preconditioned step) or
-            ``"gd"`` (random start, step 1/(3·λ_max)). Closed forms need a dense C.
+        method: static; ``"gauss_newton"`` (Riemannian Gauss–Newton, as with a dense
+            mask: robust to the condition number and to few observed entries; its inner
+            solve works on every pair at once, O(|Ω|·k²) memory, which ``chunk_size``
+            does not bound), ``"precgd"`` (spectral start from the observed entries
+            rescaled by the sampling rate, then the preconditioned step) or ``"gd"``
+            (random start, step 1/(3·λ_max)). ``"auto"``: gauss_newton where 2·|Ω|·k² ≤
+            ``GAUSS_NEWTON_WORKSPACE`` (2²⁷ numbers), else precgd. Closed forms need a
+            dense C.
         rank: static; the number of columns k (default N, only sensible for small N).
         chunk_size: static; pairs per block of a step (bounds the gathered rows' memory,
             chunk·(k + 1) numbers a block).
@@ -558,8 +577,9 @@ def solve_observed(
             :func:`jaxsolve.solve`. ``mask`` and ``batch_size`` must be None and
             ``measure_residual`` False (the residual is always measured).
 
-    Each step costs O(|Ω|·k + N·k²) time and O(|Ω| + N·k + chunk·k) memory; no N×N array
-    is formed. The objective weighs every observed entry alike (by 1/p, the inverse
+    A gd or precgd step costs O(|Ω|·k + N·k²) time and O(|Ω| + N·k + chunk·k) memory (a
+    Gauss–Newton step, a conjugate-gradient solve of such products, O(|Ω|·k²)); no N×N
+    array is formed. The objective weighs every observed entry alike (by 1/p, the inverse
     sampling rate, which leaves the minimiser unchanged).
 
     Returns:
@@ -573,8 +593,7 @@ def solve_observed(
     >>> C = observed_entries(rows, cols, values, n)            # doctest: +SKIP
     >>> sol = solve_observed(C, rank=10)                        # doctest: +SKIP
     """
-    method = check_choice(method, "method", ("auto", "gd", "precgd"))
-    method = "precgd" if method == "auto" else method
+    method = check_choice(method, "method", ("auto", "gd", "precgd", "gauss_newton"))
     if mask is not None:
         raise ValueError(
             "mask must be None when C is given as observed entries (they are the mask)"
@@ -592,12 +611,22 @@ def solve_observed(
     pairs = observed_pairs(C)
     n, dtype = pairs.n, pairs.values.dtype
     k = check_rank(rank, n)
+    if method == "auto":
+        small = 2 * pairs.values.shape[0] * k * k <= GAUSS_NEWTON_WORKSPACE
+        method = "gauss_newton" if small else "precgd"
     if x0 is not None:
         x0 = as_float_array(x0, "x0").astype(dtype)
         if x0.shape != (n, k):
             raise ValueError(f"x0 must have shape (N, k) = {(n, k)}; got {x0.shape}")
     opts: IterOptions = check_iterative_options(
-        dtype, n, method, rtol=rtol, atol=atol, max_steps=max_steps, learning_rate=learning_rate
+        dtype,
+        n,
+        method,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
     )
     return _solve_pairs(
         pairs,

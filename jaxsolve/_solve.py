@@ -263,13 +263,13 @@ def solve(
               ``optimizer`` and at the default learning rate ½, it starts with the same
               step undamped, computed as ½·(X + C·X⁻ᵀ) (Newton's polar iteration, scaled:
               5–8 steps for κ = 10…1e16), and the damped loop finishes whatever is left.
-            - ``"gauss_newton"``: PSD completion (a ``mask`` is required): Riemannian
-              Gauss–Newton on the rank-k PSD matrices, each step a least-squares fit over
-              the tangent space by preconditioned conjugate gradients; robust to the
-              condition number and to few observed entries (no ``optimizer`` or
-              ``learning_rate``).
+            - ``"gauss_newton"``: PSD completion (a ``mask`` or observed entries are
+              required): Riemannian Gauss–Newton on the rank-k PSD matrices, each step a
+              least-squares fit over the tangent space by preconditioned conjugate
+              gradients; robust to the condition number and to few observed entries (no
+              ``optimizer`` or ``learning_rate``).
             - ``"auto"``: Cholesky where it succeeds, else eigh; gauss_newton when a mask
-              is given.
+              is given; on observed entries, see :func:`jaxsolve.solve_observed`.
               On a batch, the eigendecompositions run only if a Cholesky factor failed.
         rank: static. Number of columns k of X (default N). ``eigh`` keeps the top-k
             eigenpairs, the Frobenius-optimal rank-k factor; ``cholesky`` needs k = N. The
@@ -364,11 +364,6 @@ def solve(
         )
     if method == "gauss_newton" and M is None:
         raise ValueError("method='gauss_newton' is PSD completion: it needs a mask; got none")
-    if method == "gauss_newton" and (optimizer is not None or learning_rate is not None):
-        raise ValueError(
-            "optimizer and learning_rate apply to methods ('gd', 'precgd'); got "
-            "method='gauss_newton' (a Gauss–Newton step has no step size)"
-        )
     if method == "cholesky" and k != n:
         raise ValueError(f"rank must be None or N={n} for method='cholesky'; got {rank}")
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
@@ -395,6 +390,7 @@ def solve(
             atol=atol,
             max_steps=max_steps,
             learning_rate=learning_rate,
+            optimizer=optimizer,
         )
         key = check_key(key)
     if n == 0 or math.prod(batch) == 0:

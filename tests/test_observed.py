@@ -130,7 +130,7 @@ def test_jit_memory_and_no_n_by_n_array():
     keep = np.unique(np.minimum(rows, cols) * n + np.maximum(rows, cols))
     rows, cols = keep // n, keep % n
     C = observed_entries(rows, cols, np.einsum("ij,ij->i", Y[rows], Y[cols]), n)
-    jitted = jax.jit(lambda C: solve_observed(C, rank=k))
+    jitted = jax.jit(lambda C: solve_observed(C, method="precgd", rank=k))
     compiled = jitted.lower(C).compile()
     # every array of the program, its element count: the largest are the pairs × (k + 10)
     # of the spectral start's sketch, far below N²
@@ -202,3 +202,39 @@ def test_bad_input_raises_naming_the_argument():
         solve_observed(C, rank=1, rtol=-1.0)
     with pytest.raises(ValueError, match="mesh"):
         solve_observed(C, rank=1, mesh="devices")
+
+
+def test_gauss_newton_on_observed_entries_survives_ill_conditioning():
+    """κ = 1e6 with few samples (3× the degrees of freedom): Gauss–Newton on the pairs
+    recovers every entry; auto picks it at this size."""
+    n, r = 150, 3
+    rng = np.random.default_rng(12)
+    U = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    C = (U * np.array([1.0, 1e-3, 1e-6])) @ U.T
+    iu = np.triu_indices(n)
+    pick = rng.choice(len(iu[0]), 3 * (n * r - 3), replace=False)
+    observed = observed_entries(iu[0][pick], iu[1][pick], C[iu[0][pick], iu[1][pick]], n)
+    for method in ("gauss_newton", "auto"):
+        sol = solve_observed(observed, method=method, rank=r)
+        assert int(sol.status) == Status.SUCCESS, method
+        err = np.linalg.norm(_gram(sol.X) - C) / np.linalg.norm(C)
+        assert err < 1e-6, (method, err)
+
+
+def test_auto_takes_precgd_beyond_the_gauss_newton_workspace(monkeypatch):
+    import jaxsolve._observed as observed_module
+
+    C = _gram(_factor(seed=3))
+    monkeypatch.setattr(observed_module, "GAUSS_NEWTON_WORKSPACE", 0)
+    auto = solve_observed(_observed(C), rank=K)
+    precgd = solve_observed(_observed(C), method="precgd", rank=K)
+    assert int(auto.steps) == int(precgd.steps)
+    np.testing.assert_array_equal(np.asarray(auto.X), np.asarray(precgd.X))
+
+
+def test_gauss_newton_refuses_a_step_size():
+    C = _observed(_gram(_factor()))
+    with pytest.raises(ValueError, match="gauss_newton"):
+        solve_observed(C, method="gauss_newton", learning_rate=0.1)
+    with pytest.raises(ValueError, match="gauss_newton"):
+        jaxsolve.solve(C, method="gauss_newton", optimizer=__import__("optax").sgd(0.1))

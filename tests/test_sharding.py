@@ -63,13 +63,16 @@ SCRIPT = textwrap.dedent(
     rows, cols = keep // n, keep % n
     C = jaxsolve.observed_entries(rows, cols, np.einsum("ij,ij->i", Y[rows], Y[cols]), n)
     mesh = jaxsolve.device_mesh(axis_name="pairs")
-    one = jaxsolve.solve_observed(C, rank=k, chunk_size=64)
-    eight = jaxsolve.solve_observed(C, rank=k, chunk_size=64, mesh=mesh)
-    assert int(one.status) == int(eight.status) == 0, (one.status, eight.status)
-    G1, G8 = np.asarray(one.X @ one.X.T), np.asarray(eight.X @ eight.X.T)
-    np.testing.assert_allclose(G8, G1, atol=1e-9 * np.abs(G1).max())
-    np.testing.assert_allclose(G8, Y @ Y.T, atol=1e-8 * np.abs(G1).max())
-    lowered = jax.jit(lambda C: jaxsolve.solve_observed(C, rank=k, chunk_size=64, mesh=mesh))
+    for method in ("precgd", "gauss_newton"):
+        one = jaxsolve.solve_observed(C, method=method, rank=k, chunk_size=64)
+        eight = jaxsolve.solve_observed(C, method=method, rank=k, chunk_size=64, mesh=mesh)
+        assert int(one.status) == int(eight.status) == 0, (method, one.status, eight.status)
+        G1, G8 = np.asarray(one.X @ one.X.T), np.asarray(eight.X @ eight.X.T)
+        np.testing.assert_allclose(G8, G1, atol=1e-9 * np.abs(G1).max())
+        np.testing.assert_allclose(G8, Y @ Y.T, atol=1e-8 * np.abs(G1).max())
+    lowered = jax.jit(
+        lambda C: jaxsolve.solve_observed(C, method="precgd", rank=k, chunk_size=64, mesh=mesh)
+    )
     assert "all_reduce" in lowered.lower(C).as_text()  # each device sums its share, one psum
     print("SHARDING-OK")
     """
