@@ -46,8 +46,14 @@ CG_FORCING = 0.1
 times the right-hand side's: loose far from the answer, tight near it (superlinear)."""
 GLOBAL_PHASE_MISFIT = 1e-4
 """Above this relative misfit each step solves its least-squares problem afresh (from
-B = 0, R2RILS's minimum-norm fit of S), tightly; below, it solves for the correction
-from D = 0 to the forcing tolerance (a Gauss–Newton step, superlinear)."""
+B = 0, R2RILS's minimum-norm fit of S), tightly, as long as those steps make progress
+(:data:`FRESH_PROGRESS`); below, or once they stall, it solves for the correction from
+D = 0 to the forcing tolerance (a Gauss–Newton step, superlinear)."""
+FRESH_PROGRESS = 0.9
+"""A fresh step is taken only while the previous step cut the relative misfit to at most
+this fraction: with noise the misfit levels off above :data:`GLOBAL_PHASE_MISFIT`, and the
+correction steps then converge to the stationary point (the fresh fit, solved to
+:data:`FRESH_TOL`, would leave X that far from it)."""
 FRESH_TOL = 1e-8
 """The fresh solve's residual, relative to its right-hand side (at least 100·eps)."""
 
@@ -162,6 +168,7 @@ def row_preconditioner(obs, U: jax.Array):
 class GaussNewtonState(NamedTuple):
     inner_steps: jax.Array  # conjugate-gradient iterations so far
     basis: jax.Array  # (N, k) orthonormal: the eigenvectors of the last retraction
+    misfit: jax.Array  # the relative misfit at the last step's start (∞ before the first)
 
 
 def best_psd_rank_k(U: jax.Array, B: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -192,7 +199,8 @@ def gauss_newton(obs, cg_max_steps=CG_MAX_STEPS) -> optax.GradientTransformation
     problem min_D ‖M∘(E + U·Dᵀ + D·Uᵀ)‖ (E = X·Xᵀ − S) by preconditioned conjugate
     gradients on its normal equations ``2·(W∘(U·Dᵀ + D·Uᵀ))·U = −2·(W∘E)·U``:
 
-    - above the relative misfit :data:`GLOBAL_PHASE_MISFIT`, from D = −B₀ (B = 0: a fresh
+    - above the relative misfit :data:`GLOBAL_PHASE_MISFIT`, while these steps cut it by
+      10 % or more (:data:`FRESH_PROGRESS`), from D = −B₀ (B = 0: a fresh
       minimum-norm fit of S over the tangent space, R2RILS's least-squares problem, Bauch,
       Nadler & Zilber 2021) to :data:`FRESH_TOL` of the fit's right-hand side. Unresolved
       components of an inexact solve then stay near 0 instead of at the current, possibly
@@ -213,6 +221,7 @@ def gauss_newton(obs, cg_max_steps=CG_MAX_STEPS) -> optax.GradientTransformation
         return GaussNewtonState(
             inner_steps=jnp.zeros((), jnp.int32),
             basis=jnp.linalg.qr(params)[0],
+            misfit=jnp.full((), jnp.inf, params.dtype),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -233,7 +242,7 @@ def gauss_newton(obs, cg_max_steps=CG_MAX_STEPS) -> optax.GradientTransformation
             return 2.0 * obs.weighted_times(obs.symmetric_product(D, U), U)
 
         rhs = -2.0 * obs.weighted_times(E, U)
-        fresh = rel_misfit > GLOBAL_PHASE_MISFIT
+        fresh = (rel_misfit > GLOBAL_PHASE_MISFIT) & (rel_misfit <= FRESH_PROGRESS * state.misfit)
         eps = jnp.finfo(X.dtype).eps
         fit_scale = safe_norm(2.0 * obs.weighted_times(obs.S, U))
         target = jnp.where(
@@ -245,7 +254,7 @@ def gauss_newton(obs, cg_max_steps=CG_MAX_STEPS) -> optax.GradientTransformation
         precondition = row_preconditioner(obs, U)
         D, iters = conjugate_gradient(normal, precondition, rhs, start, target, cg_max_steps)
         X_new, U_new = best_psd_rank_k(U, B0 + D)
-        return X_new - X, GaussNewtonState(state.inner_steps + iters, U_new)
+        return X_new - X, GaussNewtonState(state.inner_steps + iters, U_new, rel_misfit)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

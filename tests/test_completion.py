@@ -121,3 +121,19 @@ def test_not_psd():
     W = np.ones((N, N))
     _, status, _, _ = run(C, W)
     assert int(status) == Status.NOT_PSD
+
+
+def test_noisy_target_converges_to_the_stationary_point():
+    """With noise the misfit levels off above the fresh-fit phase's threshold: the steps
+    then turn to corrections and certify the stationary point (the one precgd finds)."""
+    rng = np.random.default_rng(21)
+    Y = rng.standard_normal((N, RANK))
+    E = rng.standard_normal((N, N))
+    C = Y @ Y.T + 1e-2 * (E + E.T)
+    _, W = problem(1.0, 5, seed=21)
+    X, status, steps, _ = run(C, W, max_steps=60)
+    assert int(status) == Status.SUCCESS and int(steps) < 30
+    ref = jaxsolve.solve(C, mask=W, method="precgd", rank=RANK, max_steps=3000)
+    assert int(ref.status) == Status.SUCCESS
+    G, G_ref = np.asarray(X) @ np.asarray(X).T, np.asarray(ref.X) @ np.asarray(ref.X).T
+    assert np.linalg.norm(G - G_ref) <= 1e-8 * np.linalg.norm(G_ref)
