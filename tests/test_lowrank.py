@@ -173,3 +173,15 @@ def test_a_start_without_the_positive_eigenvectors_is_not_an_answer(dtype):
         X = np.asarray(sol.X, np.float64)
         expected = 0.2 * np.outer(Q[:, 2], Q[:, 2])
         np.testing.assert_allclose(X @ X.T, expected, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_more_columns_than_positive_eigenvalues():
+    """Three positive eigenvalues, rank 8: a random start's Ritz values are all negative
+    (X = 0 is stationary there); the answer is the factor of the three, as eigh's."""
+    n = 200
+    lam = np.concatenate([[3.0, 2.0, 1.0], -np.linspace(0.01, 1.0, n - 3)])
+    C = with_spectrum(lam, seed=13)
+    sol = solve(C, rank=8)
+    assert int(sol.status) == Status.NOT_PSD
+    ref = jaxsolve.solve(C, method="eigh", rank=8).X
+    np.testing.assert_allclose(gram(sol.X), gram(ref), atol=1e-9)
