@@ -1,4 +1,4 @@
-"""Completion from observed entries and localization from sparse distances (issue 22).
+"""Completion from observed entries and localization from sparse distances.
 
 ``python -m benchmarks.observed [--quick] [--part completion|scaling|localization]``
 

@@ -485,7 +485,7 @@ def run(
 
 
 def _targets(report: dict) -> list[dict]:
-    """The issue's targets, measured (the shape benchmarks/run.py prints)."""
+    """The targets, measured (the shape benchmarks/run.py prints)."""
     out = []
     err = max(r["max_abs_error"] for r in report["pdist"])
     out.append(

@@ -24,7 +24,7 @@ def run(monkeypatch, capsys):
     return invoke
 
 
-def test_issue_example(run):
+def test_conv_transpose_example(run):
     status, out, err = run(
         "conv-transpose", "--input", "4", "--kernel", "5", "--stride", "2", "--padding", "SAME"
     )

@@ -231,7 +231,7 @@ def test_identity_start_newton_scaling_follows_the_scalar_iteration(cond, rank):
     λ_min and λ_max, takes at most one step more (and far fewer than the determinant
     scaling of a general start at large κ). On a singular C the zero eigenvalues' directions
     shrink to the rounding floor instead of converging, and the damped loop finishes:
-    there the test asks for the issue's 30 steps."""
+    there the test asks for the target's 30 steps."""
     n = 200
     k = n if rank is None else n // 2
     lam = np.zeros(n)

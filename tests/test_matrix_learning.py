@@ -271,7 +271,7 @@ def test_circular_conv_is_translation_equivariant_like_the_rule(data):
 
 
 def test_compare_models_conv_reaches_99_percent():
-    """The issue's claim: the convolutional net reaches >= 99 % per-element test accuracy.
+    """The convolutional net reaches >= 99 % per-element test accuracy.
 
     Default conv spec (300 steps); a small MLP on a small budget only checks the plumbing (the
     benchmark measures the MLP properly).

@@ -200,7 +200,7 @@ def _extent(kernel, dilation):
 
 
 def test_documented_examples_and_formulas():
-    # The example: 4 -> ConvTranspose(kernel 5, stride 2, SAME) -> 8.
+    # 4 -> ConvTranspose(kernel 5, stride 2, SAME) -> 8.
     assert conv_transpose_output_shape(4, 5, 2, "SAME") == (8,)
     assert conv_transpose_output_shape(4, 5, 2, "VALID") == (4 * 2 + 5 - 2,)
     # SAME does not depend on the kernel; VALID does.
