@@ -238,3 +238,12 @@ def test_gauss_newton_refuses_a_step_size():
         solve_observed(C, method="gauss_newton", learning_rate=0.1)
     with pytest.raises(ValueError, match="gauss_newton"):
         jaxsolve.solve(C, method="gauss_newton", optimizer=__import__("optax").sgd(0.1))
+
+
+def test_gauss_newton_on_observed_entries_in_float32():
+    Y = _factor(seed=5)
+    C = (Y @ Y.T).astype(np.float32)
+    sol = solve_observed(_observed(C), method="gauss_newton", rank=K)
+    assert sol.X.dtype == jnp.float32 and int(sol.status) == Status.SUCCESS
+    err = np.linalg.norm(_gram(sol.X) - Y @ Y.T) / np.linalg.norm(Y @ Y.T)
+    assert err < 1e-4, err
