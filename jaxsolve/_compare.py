@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import sparse
 
 from ._checks import as_square_matrices, check_int, check_rank
 from ._closed_form import CLOSED_FORMS
@@ -143,6 +144,11 @@ def compare(
     Returns:
         a :class:`Comparison`; ``print()`` it for a table, ``.to_dict()`` for JSON.
     """
+    if isinstance(C, sparse.BCOO):
+        raise TypeError(
+            "compare takes a dense C of shape (..., N, N); observed entries (a BCOO matrix) "
+            "have no closed form to compare with: solve them with jaxsolve.solve"
+        )
     C = as_square_matrices(C, "C")
     repeats = check_int(repeats, "repeats", low=1)
     if isinstance(methods, str):  # one name, not its letters

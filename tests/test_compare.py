@@ -107,3 +107,5 @@ def test_bad_arguments_raise():
         compare(np.ones((3, 4)))
     with pytest.raises(TypeError, match="C"):
         compare(np.eye(3) * 1j)
+    with pytest.raises(TypeError, match="dense C"):
+        compare(jaxsolve.observed_entries([0, 1], [0, 1], [1.0, 2.0], 2))
