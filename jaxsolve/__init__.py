@@ -23,6 +23,7 @@ try:
     __version__ = version("jaxsolve")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
+del PackageNotFoundError, version
 
 # Sub-packages load on first use (`jaxsolve.transforms.gram`), keeping `import jaxsolve` light.
 _SUBMODULES = ("matrix_learning", "modular", "nn", "shapes", "transforms")

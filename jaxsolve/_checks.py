@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import sparse
 
 
 def as_float_array(value: Any, name: str) -> jax.Array:
@@ -21,6 +22,11 @@ def as_float_array(value: Any, name: str) -> jax.Array:
 
     Raises ``TypeError`` for complex, string or object input.
     """
+    if isinstance(value, sparse.BCOO):
+        raise TypeError(
+            f"{name} must be a dense array; got a sparse BCOO matrix (observed entries are "
+            "solved by jaxsolve.solve or jaxsolve.solve_observed)"
+        )
     if not isinstance(value, jax.Array):
         try:
             host = np.asarray(value)

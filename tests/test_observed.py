@@ -247,3 +247,10 @@ def test_gauss_newton_on_observed_entries_in_float32():
     assert sol.X.dtype == jnp.float32 and int(sol.status) == Status.SUCCESS
     err = np.linalg.norm(_gram(sol.X) - Y @ Y.T) / np.linalg.norm(Y @ Y.T)
     assert err < 1e-4, err
+
+
+def test_dense_only_entry_points_name_the_sparse_input():
+    C = _observed(_gram(_factor()))
+    for fn in (jaxsolve.nearest_psd, jaxsolve.sharded_solve):
+        with pytest.raises(TypeError, match="dense array; got a sparse BCOO"):
+            fn(C)
