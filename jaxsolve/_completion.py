@@ -34,7 +34,7 @@ from ._iterative import (
     dense_measure,
     run_descent,
 )
-from ._numerics import conjugate_gradient, safe_divide, safe_norm, safe_sqrt
+from ._numerics import conjugate_gradient, row_dots, safe_divide, safe_norm, safe_sqrt
 from ._sequence import run_after
 from ._solution import Status
 from ._spectral import spectral_init
@@ -121,10 +121,11 @@ class ListedObservations(NamedTuple):
         )
 
     def misfit(self, X: jax.Array) -> jax.Array:
-        return jnp.sum(X[self.rows] * X[self.cols], axis=-1) - self.S
+        return row_dots(X[self.rows], X[self.cols], X.shape[1]) - self.S
 
     def symmetric_product(self, A: jax.Array, B: jax.Array) -> jax.Array:
-        return jnp.sum(A[self.rows] * B[self.cols] + B[self.rows] * A[self.cols], axis=-1)
+        k = A.shape[1]
+        return row_dots(A[self.rows], B[self.cols], k) + row_dots(B[self.rows], A[self.cols], k)
 
     def half_square(self, E: jax.Array) -> jax.Array:
         return 0.25 * jnp.sum(self.W * E * E)

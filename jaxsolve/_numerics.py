@@ -59,6 +59,15 @@ def power_of_two_scale(A: jax.Array, axis=(-2, -1)) -> jax.Array:
     return lax.stop_gradient(jnp.ldexp(jnp.ones_like(largest), -half))
 
 
+def row_dots(A: jax.Array, B: jax.Array, k: int) -> jax.Array:
+    """``Σ_{c<k} A[:, c]·B[:, c]``, unrolled over the k columns: XLA's CPU reduction over a
+    short minor axis is about 30× slower than this one fused elementwise kernel."""
+    out = A[:, 0] * B[:, 0]
+    for c in range(1, k):
+        out = out + A[:, c] * B[:, c]
+    return out
+
+
 def conjugate_gradient(matvec, precondition, b, x0, target, max_steps):
     """x with ``matvec(x) ≈ b`` for symmetric positive semidefinite ``matvec`` (on arrays
     of b's shape, in the Frobenius inner product) and b in its range, by conjugate

@@ -56,7 +56,7 @@ from ._iterative import (
     run_descent,
     scaled_gradient,
 )
-from ._numerics import power_of_two_scale, relative, safe_sqrt
+from ._numerics import power_of_two_scale, relative, row_dots, safe_sqrt
 from ._sequence import run_after
 from ._solution import Solution, Status, worst_status
 from ._spectral import lanczos_extremes, nudged_from_zero, random_init, spectral_init
@@ -276,15 +276,6 @@ class _Blocks:
         return run(init, shared, self.rows, self.cols, *data)
 
 
-def _row_dots(A: jax.Array, B: jax.Array, k: int) -> jax.Array:
-    """``Σ_{c<k} A[:, c]·B[:, c]``, unrolled over the k columns: XLA's CPU reduction over a
-    short minor axis is about 30× slower than this one fused elementwise kernel."""
-    out = A[:, 0] * B[:, 0]
-    for c in range(1, k):
-        out = out + A[:, c] * B[:, c]
-    return out
-
-
 def _scatter_symmetric(acc, rows, cols, coef, Vi, Vj):
     """acc + (A·V) over one block, A symmetric with A_ij = A_ji = coef·(2 off the diagonal):
     row i gains coef·v_j, row j gains coef·v_i (a diagonal pair: 2·coef·v_i)."""
@@ -334,7 +325,7 @@ def residual_operator(blocks: _Blocks, X, S, half_w) -> PairOperator:
     """W∘(X·Xᵀ − S) as a :class:`PairOperator` (residuals formed per block on the fly)."""
 
     def coef(X, rows, cols, s, hw):
-        return hw * (_row_dots(X[rows], X[cols], X.shape[1]) - s)
+        return hw * (row_dots(X[rows], X[cols], X.shape[1]) - s)
 
     return PairOperator(blocks, coef, (S, half_w), S.dtype, fixed=X)
 
@@ -352,7 +343,7 @@ def pair_measure(blocks: _Blocks, S: jax.Array, half_w: jax.Array, S_norm: jax.A
         def per_block(carry, Xp, rows, cols, s, hw):
             acc, sq = carry
             xi, xj = Xp[rows], Xp[cols]
-            r = _row_dots(xi, xj, k) - s
+            r = row_dots(xi, xj, k) - s
             acc = _scatter_symmetric(acc, rows, cols, hw * r, xi, xj)
             return acc, sq + 2 * jnp.sum(hw * r * r)
 
