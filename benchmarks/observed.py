@@ -275,6 +275,24 @@ def _sparse_layout(P, rows, cols, dist, dim):
     return res, total, rmsd
 
 
+def _layout_row(res, rows, cols, dist, dim, total, rmsd) -> list:
+    """One table row of a sparse_mds run."""
+    n = res.Y.shape[0]
+    stress = _pair_stress(res.Y, rows, cols, dist)
+    return [
+        "jaxsolve sparse_mds",
+        dim,
+        n,
+        rows.size,
+        2 * rows.size / n,
+        total,
+        int(res.steps),
+        stress,
+        rmsd,
+        int(res.status),
+    ]
+
+
 def localization(quick: bool):
     """sparse_mds at N = 20,000 in 3-D (40 distances a point); beside scikit-learn's MDS on
     the dense matrix at N = 2,000, and beside s_gd2 in 2-D."""
@@ -285,20 +303,7 @@ def localization(quick: bool):
     # (the first call compiles; a second instance of the size times the solve alone)
     P, r, c, d = geometric_graph(n_big, 3, 40)
     res, total, rmsd = _sparse_layout(P, r, c, d, 3)
-    rows_out.append(
-        [
-            "jaxsolve sparse_mds",
-            3,
-            n_big,
-            r.size,
-            2 * r.size / n_big,
-            total,
-            int(res.steps),
-            _pair_stress(res.Y, r, c, d),
-            rmsd,
-            int(res.status),
-        ]
-    )
+    rows_out.append(_layout_row(res, r, c, d, 3, total, rmsd))
     targets.append(
         target(
             "localization",
@@ -314,20 +319,7 @@ def localization(quick: bool):
     P, r, c, d = geometric_graph(n_dense, 3, 40, seed=1)
     _sparse_layout(P, r, c, d, 3)  # compile at this size
     res, total, rmsd = _sparse_layout(P, r, c, d, 3)
-    rows_out.append(
-        [
-            "jaxsolve sparse_mds",
-            3,
-            n_dense,
-            r.size,
-            2 * r.size / n_dense,
-            total,
-            int(res.steps),
-            _pair_stress(res.Y, r, c, d),
-            rmsd,
-            int(res.status),
-        ]
-    )
+    rows_out.append(_layout_row(res, r, c, d, 3, total, rmsd))
     D = np.linalg.norm(P[:, None] - P[None], axis=-1)
     t0 = time.perf_counter()
     skl = MDS(
@@ -368,20 +360,7 @@ def localization(quick: bool):
     _sparse_layout(P, r, c, d, 2)  # compile at this size
     res, total, rmsd = _sparse_layout(P, r, c, d, 2)
     ours = _pair_stress(res.Y, r, c, d)
-    rows_out.append(
-        [
-            "jaxsolve sparse_mds",
-            2,
-            n_2d,
-            r.size,
-            2 * r.size / n_2d,
-            total,
-            int(res.steps),
-            ours,
-            rmsd,
-            int(res.status),
-        ]
-    )
+    rows_out.append(_layout_row(res, r, c, d, 2, total, rmsd))
     try:
         import s_gd2
 
