@@ -90,10 +90,6 @@ class DenseObservations(NamedTuple):
         n, k = U.shape
         return (self.W @ (U[:, :, None] * U[:, None, :]).reshape(n, k * k)).reshape(n, k, k)
 
-    def mean_weight(self) -> jax.Array:
-        """The average weight over all N² entries (the observed fraction for a 0/1 mask)."""
-        return jnp.mean(self.W)
-
 
 class ListedObservations(NamedTuple):
     """S and its weights at a list of entries (i, j), both (i, j) and (j, i) listed for
@@ -137,9 +133,6 @@ class ListedObservations(NamedTuple):
         Uc = U[self.cols]
         outer = self.W[:, None, None] * Uc[:, :, None] * Uc[:, None, :]
         return jax.ops.segment_sum(outer, self.rows, self.n)
-
-    def mean_weight(self) -> jax.Array:
-        return jnp.sum(self.W) / (self.n * self.n)
 
 
 # --- the inner solve --------------------------------------------------------------------------
@@ -302,7 +295,8 @@ def completion_factor(
     """
     obs = DenseObservations(S, W)
     if X0 is None:
-        X0 = completion_start(obs, safe_divide(S, obs.mean_weight(), 1.0), rank, key)
+        # (S's observed entries scaled up by the observed fraction, the mean weight)
+        X0 = completion_start(obs, safe_divide(S, jnp.mean(W), 1.0), rank, key)
     S_norm = safe_norm(S, weights=W)
     measure = dense_measure(S, W, S_norm)
     X, status, steps, lost = run_descent(
